@@ -1,0 +1,26 @@
+"""The pipelines of 3D Deep Learning Studio: one module per capability, each a Config and a run() generator.
+
+`REGISTRY` is the one list of pipelines: the CLI, the app and the contract tests all read it.
+Keys are kebab-case; the module is the key with '-' replaced by '_'.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+REGISTRY: dict[str, str] = {
+    "inspect": "Load a 3D file, check it against an independent reader, measure it and convert it.",
+}
+
+
+def module_name(name: str) -> str:
+    return "pipelines." + name.replace("-", "_")
+
+
+def get(name: str) -> ModuleType:
+    """The pipeline module for a registry key (imported on first use: nothing heavy at import time)."""
+    key = name.replace("_", "-")
+    if key not in REGISTRY:
+        raise KeyError(f"Unknown pipeline {name!r}. Known: {', '.join(sorted(REGISTRY))}.")
+    return importlib.import_module(module_name(key))
