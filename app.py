@@ -29,7 +29,9 @@ QUEUE_MAX_SIZE = 32
 def build_app(ctx: AppContext) -> gr.Blocks:
     """The whole app: one tab per registry entry, each built by its module's `build(ctx, tab)`."""
     with gr.Blocks(title="3D Deep Learning Studio", delete_cache=(3600, 24 * 3600)) as demo:
-        gr.Markdown("# 3D Deep Learning Studio\nHands-on 3D deep learning with PyTorch3D: every model trained from scratch, nothing downloaded.")
+        gr.Markdown(
+            "# 3D Deep Learning Studio\nHands-on 3D deep learning with PyTorch3D: every model trained from scratch, nothing downloaded."
+        )
         with gr.Tabs():
             for key, title in tabs.TABS:
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
@@ -59,13 +61,23 @@ def make_context(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="3D Deep Learning Studio")
-    parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"), help="Interface to listen on (0.0.0.0 to share on a network).")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("STUDIO_HOST", "127.0.0.1"),
+        help="Interface to listen on (0.0.0.0 to share on a network).",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="Create a public Gradio share link.")
     parser.add_argument("--auth", default=None, help="user:pass required to open the app.")
-    parser.add_argument("--data-dir", default=None, help="Runs database and outputs (default $STUDIO_DATA_DIR or ./data).")
+    parser.add_argument(
+        "--data-dir", default=None, help="Runs database and outputs (default $STUDIO_DATA_DIR or ./data)."
+    )
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="Largest upload accepted.")
-    parser.add_argument("--models-dir", default=os.environ.get("STUDIO_MODELS_DIR"), help="Folder of operator-supplied model files (SMPL, checkpoints, Inception weights).")
+    parser.add_argument(
+        "--models-dir",
+        default=os.environ.get("STUDIO_MODELS_DIR"),
+        help="Folder of operator-supplied model files (SMPL, checkpoints, Inception weights).",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, or cuda[:N].")
     return parser.parse_args(argv)
 

@@ -24,14 +24,22 @@ def _pipeline_parser(name: str, config_cls: type) -> argparse.ArgumentParser:
         description=REGISTRY[name.replace("_", "-")],
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--preset", choices=PRESETS, help="tiny (seconds), quick (about a minute on a CPU), full (the book's settings). Default: full on a GPU, quick on a CPU.")
-    parser.add_argument("--data-dir", type=Path, help="Where the run store and run outputs live (default $STUDIO_DATA_DIR or ./data).")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="tiny (seconds), quick (about a minute on a CPU), full (the book's settings). Default: full on a GPU, quick on a CPU.",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="Where the run store and run outputs live (default $STUDIO_DATA_DIR or ./data)."
+    )
     parser.add_argument("--no-record", action="store_true", help="Do not record the run in the run store.")
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"field__{f.name}", metavar=kind.upper(), help=docs.get(f.name, ""))
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f"field__{f.name}", metavar=kind.upper(), help=docs.get(f.name, "")
+        )
     return parser
 
 
@@ -72,11 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         for event in run:
             if isinstance(event, Progress):
                 losses = " ".join(f"{k}={v:.4g}" for k, v in event.losses.items())
-                print(f"[{time.monotonic() - start:7.1f}s] {event.step}/{event.total} {losses} {event.message}".rstrip(), flush=True)
+                print(
+                    f"[{time.monotonic() - start:7.1f}s] {event.step}/{event.total} {losses} {event.message}".rstrip(),
+                    flush=True,
+                )
             elif isinstance(event, Preview) and event.caption:
                 print(f"[{time.monotonic() - start:7.1f}s] preview: {event.caption}", flush=True)
             elif isinstance(event, Done):
-                print(json.dumps({"metrics": event.metrics, "files": {k: str(v) for k, v in event.files.items()}}, indent=2, default=str))
+                print(
+                    json.dumps(
+                        {"metrics": event.metrics, "files": {k: str(v) for k, v in event.files.items()}},
+                        indent=2,
+                        default=str,
+                    )
+                )
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130

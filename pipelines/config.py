@@ -17,12 +17,11 @@ PRESETS = ("tiny", "quick", "full")
 
 
 def make_preset(config_cls: type, preset: str) -> Any:
-    """`Config.tiny()`, `Config.quick()` or `Config()` (full: the book's settings)."""
+    """`Config.tiny()`, `Config.quick()`, or the full preset: `Config.full()` if defined, else `Config()`."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
-    if preset == "full":
-        return config_cls()
-    return getattr(config_cls, preset)()
+    factory = getattr(config_cls, preset, None)
+    return factory() if factory is not None else config_cls()
 
 
 @functools.cache

@@ -13,7 +13,13 @@ from .device import default_preset, describe_device
 
 # Optional files an operator may put in --models-dir; the app never downloads them.
 OPTIONAL_FILES = {
-    "SMPL body model": ("SMPL_NEUTRAL.npz", "SMPL_MALE.npz", "SMPL_FEMALE.npz", "SMPL_NEUTRAL.pkl", "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl"),
+    "SMPL body model": (
+        "SMPL_NEUTRAL.npz",
+        "SMPL_MALE.npz",
+        "SMPL_FEMALE.npz",
+        "SMPL_NEUTRAL.pkl",
+        "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl",
+    ),
     "SMPLify GMM pose prior": ("gmm_08.pkl", "gmm_08.npz"),
     "FID Inception weights": ("pt_inception-2015-12-05-6726825d.pth",),
 }
@@ -22,7 +28,7 @@ OPTIONAL_FILES = {
 def compiled_ops_status() -> tuple[bool, str]:
     """Whether PyTorch3D's compiled ops load and run (a tiny rasterisation on the CPU)."""
     try:
-        from pytorch3d.renderer import MeshRasterizer, RasterizationSettings, FoVPerspectiveCameras
+        from pytorch3d.renderer import FoVPerspectiveCameras, MeshRasterizer, RasterizationSettings
         from pytorch3d.utils import ico_sphere
 
         mesh = ico_sphere(0)

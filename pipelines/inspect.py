@@ -9,8 +9,14 @@ from pathlib import Path
 
 from .events import Done, Event, Progress
 
+EXPORTS = ("glb", "ply-binary", "ply-ascii", "obj-zip")
+
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_FILES = (str(ASSETS_DIR / "textured_cube.obj"), str(ASSETS_DIR / "textured_cube.mtl"), str(ASSETS_DIR / "textured_cube.png"))
+DEFAULT_FILES = (
+    str(ASSETS_DIR / "textured_cube.obj"),
+    str(ASSETS_DIR / "textured_cube.mtl"),
+    str(ASSETS_DIR / "textured_cube.png"),
+)
 
 
 @dataclass(frozen=True)
@@ -19,8 +25,8 @@ class Config:
     """Uploaded files: one 3D file, an OBJ with its MTL and textures, or a zip of them. Default: the bundled textured cube."""
     sample_points: int = 10_000
     """Surface points to sample (with normals) and export as a PLY point cloud; 0 skips it."""
-    exports: tuple[str, ...] = ("glb", "ply-binary", "ply-ascii", "obj-zip")
-    """Conversions to write: any of glb, ply-binary, ply-ascii, obj-zip."""
+    exports: tuple[str, ...] = ("glb",)
+    """Conversions to write: any of glb (the viewer's file), ply-binary, ply-ascii, obj-zip."""
     cross_check: bool = True
     """Re-read the file with an independent reader (trimesh) and compare counts."""
     plot_max_faces: int = 60_000
@@ -46,8 +52,9 @@ class Config:
     def tiny(cls) -> Config:
         return cls(sample_points=500, exports=("glb", "ply-binary"))
 
-
-EXPORTS = ("glb", "ply-binary", "ply-ascii", "obj-zip")
+    @classmethod
+    def full(cls) -> Config:
+        return cls(exports=EXPORTS)
 
 
 def run(cfg: Config) -> Iterator[Event]:

@@ -66,15 +66,45 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                     files = gr.File(
                         label="3D file(s): PLY, OBJ (+MTL, textures), GLB/glTF, STL, OFF, or a zip",
                         file_count="multiple",
-                        file_types=[".ply", ".obj", ".mtl", ".glb", ".gltf", ".bin", ".stl", ".off", ".zip", ".png", ".jpg", ".jpeg"],
+                        file_types=[
+                            ".ply",
+                            ".obj",
+                            ".mtl",
+                            ".glb",
+                            ".gltf",
+                            ".bin",
+                            ".stl",
+                            ".off",
+                            ".zip",
+                            ".png",
+                            ".jpg",
+                            ".jpeg",
+                        ],
                     )
                     sample = gr.Dropdown(list(samples), label="…or a bundled sample", value=None)
-                    n_points = gr.Number(10_000, label="Surface points to sample (PLY export; 0 = none)", precision=0, minimum=0, maximum=1_000_000)
+                    n_points = gr.Number(
+                        10_000,
+                        label="Surface points to sample (PLY export; 0 = none)",
+                        precision=0,
+                        minimum=0,
+                        maximum=1_000_000,
+                    )
+                    exports = gr.CheckboxGroup(
+                        [
+                            ("PLY (binary)", "ply-binary"),
+                            ("PLY (ascii)", "ply-ascii"),
+                            ("OBJ + MTL + texture (zip)", "obj-zip"),
+                        ],
+                        value=[],
+                        label="Also convert to",
+                    )
                     with gr.Row():
                         go_btn = gr.Button("Inspect", variant="primary")
                         stop_button(ctx, "inspect")
                 with gr.Column(scale=2):
-                    model = gr.Model3D(label="Viewer (GLB)", height=420, clear_color=(0.93, 0.93, 0.95, 1.0), elem_id="inspect-model3d")
+                    model = gr.Model3D(
+                        label="Viewer (GLB)", height=420, clear_color=(0.93, 0.93, 0.95, 1.0), elem_id="inspect-model3d"
+                    )
             panel = run_panel(preview=False, curves=False)
             warnings = gr.Markdown(elem_id="inspect-warnings")
             with gr.Row():
@@ -99,14 +129,18 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     sample.change(_pick, sample, files, api_name=False)
 
-    def _inspect(file_list, n: float, psize: float, wire: bool, show_axes: bool, request: gr.Request):
+    def _inspect(file_list, n: float, extra: list[str], psize: float, wire: bool, show_axes: bool, request: gr.Request):
         paths = _paths(file_list)
         if not paths:
             raise gr.Error("Upload a 3D file first (or pick a bundled sample).")
         if n is None or not np.isfinite(n) or n < 0 or n > 1_000_000:
             raise gr.Error("Surface points must be between 0 and 1,000,000.")
         cfg = dataclasses.replace(
-            Config.quick(), files=tuple(paths), sample_points=int(n), max_upload_mb=ctx.max_upload_mb
+            Config.quick(),
+            files=tuple(paths),
+            sample_points=int(n),
+            exports=("glb", *(e for e in extra or [] if e != "glb")),
+            max_upload_mb=ctx.max_upload_mb,
         )
 
         def on_done(done) -> dict:
@@ -127,7 +161,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     outputs = [*panel.outputs, summary, stats, check, header, model, plot, warnings, asset_state]
     go_btn.click(
-        _inspect, [files, n_points, point_size, wireframe, axes], outputs, api_name="inspect", concurrency_id="gpu", concurrency_limit=1
+        _inspect,
+        [files, n_points, exports, point_size, wireframe, axes],
+        outputs,
+        api_name="inspect",
+        concurrency_id="gpu",
+        concurrency_limit=1,
     )
 
     def _replot(asset, psize: float, wire: bool, show_axes: bool):
@@ -145,7 +184,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 def _camera_panel(ctx: AppContext, asset_state: gr.State) -> dict:
     from pipelines import cameras
 
-    gr.Markdown("Set up a camera and see where points land in world, view, NDC and screen space. The sample points are the corners of the inspected mesh's bounding box (or of a unit cube).")
+    gr.Markdown(
+        "Set up a camera and see where points land in world, view, NDC and screen space. The sample points are the corners of the inspected mesh's bounding box (or of a unit cube)."
+    )
     with gr.Row():
         with gr.Column(scale=1):
             kind = gr.Radio(list(cameras.CAMERA_KINDS), value="fov-perspective", label="Camera")
@@ -166,11 +207,16 @@ def _camera_panel(ctx: AppContext, asset_state: gr.State) -> dict:
             with gr.Row():
                 height = gr.Number(256, label="Image height", precision=0)
                 width = gr.Number(256, label="Image width", precision=0)
-            rt = gr.Textbox(label='Optional R and T as JSON: {"R": [[..],[..],[..]], "T": [x, y, z]} (overrides dist/elev/azim)', lines=2)
+            rt = gr.Textbox(
+                label='Optional R and T as JSON: {"R": [[..],[..],[..]], "T": [x, y, z]} (overrides dist/elev/azim)',
+                lines=2,
+            )
             cam_btn = gr.Button("Show camera", variant="primary")
         with gr.Column(scale=2):
             frustum = gr.Plot(label="Scene with the camera frustum")
-            render = gr.Image(label="Render with the projected sample points", type="numpy", interactive=False, height=300)
+            render = gr.Image(
+                label="Render with the projected sample points", type="numpy", interactive=False, height=300
+            )
     table = gr.Dataframe(label="Sample points in world, view, NDC and screen coordinates", interactive=False, wrap=True)
     conventions = gr.JSON(label="The same camera in OpenCV and OpenGL/glTF conventions, and the round-trip check")
 
@@ -179,13 +225,31 @@ def _camera_panel(ctx: AppContext, asset_state: gr.State) -> dict:
         if rt_text and rt_text.strip():
             try:
                 parsed = json.loads(rt_text)
-                extra = {"R": tuple(tuple(float(x) for x in row) for row in parsed["R"]), "T": tuple(float(x) for x in parsed["T"])}
+                extra = {
+                    "R": tuple(tuple(float(x) for x in row) for row in parsed["R"]),
+                    "T": tuple(float(x) for x in parsed["T"]),
+                }
             except (ValueError, KeyError, TypeError) as err:
-                raise gr.Error(f"R/T must be JSON like {{\"R\": [[1,0,0],[0,1,0],[0,0,1]], \"T\": [0,0,3]}} ({err}).") from None
+                raise gr.Error(
+                    f'R/T must be JSON like {{"R": [[1,0,0],[0,1,0],[0,0,1]], "T": [0,0,3]}} ({err}).'
+                ) from None
         try:
             spec = cameras.CameraSpec(
-                kind=k, dist=float(d), elev=float(e), azim=float(a), fov=float(fv), scale=float(sc), znear=float(zn), zfar=float(zf),
-                fx=float(fx_), fy=float(fy_), px=float(px_), py=float(py_), in_ndc=bool(ndc), image_size=(int(h or 0), int(w or 0)), **extra,
+                kind=k,
+                dist=float(d),
+                elev=float(e),
+                azim=float(a),
+                fov=float(fv),
+                scale=float(sc),
+                znear=float(zn),
+                zfar=float(zf),
+                fx=float(fx_),
+                fy=float(fy_),
+                px=float(px_),
+                py=float(py_),
+                in_ndc=bool(ndc),
+                image_size=(int(h or 0), int(w or 0)),
+                **extra,
             )
         except (ValueError, TypeError) as err:
             raise gr.Error(str(err), title="Camera settings") from None
@@ -203,7 +267,11 @@ def _camera_panel(ctx: AppContext, asset_state: gr.State) -> dict:
             cameras.frustum_figure(spec, pts, verts, faces),
             cameras.render_with_points(spec, (verts, faces), pts),
             _table_rows(rows),
-            {"opencv": cameras.to_opencv(spec, spec.image_size), "opengl": cameras.to_opengl(spec), "round_trip": cameras.round_trip_report(spec)},
+            {
+                "opencv": cameras.to_opencv(spec, spec.image_size),
+                "opengl": cameras.to_opengl(spec),
+                "round_trip": cameras.round_trip_report(spec),
+            },
         )
 
     inputs = [asset_state, kind, dist, elev, azim, fov, scale, znear, zfar, fx, fy, px, py, in_ndc, height, width, rt]
@@ -225,7 +293,9 @@ def _table_rows(rows: list[dict]):
 def _batch_panel(asset_state: gr.State) -> None:
     from pipelines import batches
 
-    gr.Markdown("Three procedural meshes of different sizes (plus the inspected mesh, if any) as one PyTorch3D `Meshes` batch.")
+    gr.Markdown(
+        "Three procedural meshes of different sizes (plus the inspected mesh, if any) as one PyTorch3D `Meshes` batch."
+    )
     btn = gr.Button("Show the batch", variant="primary")
     fig = gr.Plot(label="How packed rows map to meshes, and where padding lies")
     report = gr.JSON(label="List, padded and packed representations")

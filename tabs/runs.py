@@ -47,7 +47,9 @@ def metric_figure(ctx: AppContext, run_ids: list[str], metric: str) -> go.Figure
         rows = ctx.store.history(rid, metric)
         if rows:
             fig.add_trace(go.Scatter(x=[r[0] for r in rows], y=[r[2] for r in rows], mode="lines", name=rid))
-    fig.update_layout(title=f"{metric} across runs" if metric else "pick a metric", xaxis_title="step", yaxis_title=metric, height=380)
+    fig.update_layout(
+        title=f"{metric} across runs" if metric else "pick a metric", xaxis_title="step", yaxis_title=metric, height=380
+    )
     return fig
 
 
@@ -59,7 +61,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         refresh = gr.Button("Refresh", variant="secondary")
     runs = gr.Dataframe(headers=COLUMNS, value=table(ctx, ALL, ALL), interactive=False, wrap=True, label="Runs")
     with gr.Row():
-        metric = gr.Dropdown(ctx.store.metric_names(), label="Metric to plot across the listed runs", allow_custom_value=True)
+        metric = gr.Dropdown(
+            ctx.store.metric_names(), label="Metric to plot across the listed runs", allow_custom_value=True
+        )
         plot_btn = gr.Button("Plot")
     plot = gr.Plot(label="Metric across runs")
     with gr.Row():

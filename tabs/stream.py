@@ -112,7 +112,15 @@ def stream(
         for event in events:
             if flag.is_set():
                 events.close()
-                yield {panel.status: progress_html(step, total, f"Stopped by you at step {step}. Run {run.id} is recorded as stopped.", None, "stopped")}
+                yield {
+                    panel.status: progress_html(
+                        step,
+                        total,
+                        f"Stopped by you at step {step}. Run {run.id} is recorded as stopped.",
+                        None,
+                        "stopped",
+                    )
+                }
                 return
             if isinstance(event, Progress):
                 step, total, message = event.step, event.total, event.message or message
@@ -130,7 +138,9 @@ def stream(
             elif isinstance(event, Done):
                 elapsed = time.monotonic() - start
                 updates: Updates = {
-                    panel.status: progress_html(total or 1, total or 1, f"Done in {format_seconds(elapsed)}. Run {run.id}.", 0.0, "done"),
+                    panel.status: progress_html(
+                        total or 1, total or 1, f"Done in {format_seconds(elapsed)}. Run {run.id}.", 0.0, "done"
+                    ),
                     panel.metrics: {"run_id": run.id, **event.metrics},
                     panel.files: [str(p) for p in event.files.values()] or None,
                 }

@@ -26,7 +26,12 @@ class Demo:
 
 
 def test_field_docs_read_from_source():
-    assert field_docs(Demo) == {"steps": "Optimisation steps.", "lr": "Learning rate.", "sizes": "Image sizes.", "out_dir": "Output folder."}
+    assert field_docs(Demo) == {
+        "steps": "Optimisation steps.",
+        "lr": "Learning rate.",
+        "sizes": "Image sizes.",
+        "out_dir": "Output folder.",
+    }
 
 
 def test_override_parses_text_and_checks_names():
