@@ -36,7 +36,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             for key, title in tabs.TABS:
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     tabs.load(key).build(ctx, tab)
-        demo.unload(lambda request: ctx.end_session(getattr(request, "session_hash", None)))
+
+        def _end_session(request: gr.Request) -> None:
+            ctx.end_session(getattr(request, "session_hash", None))
+
+        demo.unload(_end_session)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=4)
     return demo
 

@@ -78,7 +78,8 @@ class Run:
             if self.done is None:
                 self.error = "The pipeline ended without a result."
         except GeneratorExit:
-            final = "stopped"
+            # Closed by the consumer: after Done the result is complete; before it, the run was stopped.
+            final = "done" if self.done is not None else "stopped"
             raise
         except Exception as err:
             self.error = f"{type(err).__name__}: {err}"

@@ -103,7 +103,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                         stop_button(ctx, "inspect")
                 with gr.Column(scale=2):
                     model = gr.Model3D(
-                        label="Viewer (GLB)", height=420, clear_color=(0.93, 0.93, 0.95, 1.0), elem_id="inspect-model3d"
+                        label="Viewer (GLB)",
+                        height=420,
+                        clear_color=(0.93, 0.93, 0.95, 1.0),
+                        elem_id="inspect-model3d",
+                        interactive=False,
                     )
             panel = run_panel(preview=False, curves=False)
             warnings = gr.Markdown(elem_id="inspect-warnings")

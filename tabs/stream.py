@@ -35,7 +35,7 @@ class RunPanel:
 
 
 def run_panel(*, preview: bool = True, curves: bool = True, preview_label: str = "Live preview") -> RunPanel:
-    status = gr.HTML(progress_html(0, 0, "Ready.", None), elem_classes=["studio-status"])
+    status = gr.HTML(progress_html(0, 0, "Ready.", None, "idle"), elem_classes=["studio-status"])
     with gr.Row():
         image = gr.Image(label=preview_label, type="numpy", interactive=False, height=320) if preview else None
         plot = gr.Plot(label="Loss and metric curves") if curves else None

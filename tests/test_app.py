@@ -129,7 +129,6 @@ def test_health_camera_batch_endpoints(client):
     report = report if isinstance(report, dict) else json.loads(report)
     assert report["pytorch3d_compiled_ops"]["ok"] is True
     fig, image, table, conv = client.predict(
-        None,
         "fov-perspective",
         2.7,
         20,
@@ -153,7 +152,6 @@ def test_health_camera_batch_endpoints(client):
     assert {"opencv", "opengl", "round_trip"} <= set(conv)
     with pytest.raises(AppError, match="znear"):
         client.predict(
-            None,
             "fov-perspective",
             2.7,
             20,
@@ -172,5 +170,5 @@ def test_health_camera_batch_endpoints(client):
             "",
             api_name="/camera",
         )
-    fig, report = client.predict(None, api_name="/batch")
+    fig, report = client.predict(api_name="/batch")
     assert report
