@@ -12,7 +12,7 @@ import numpy as np
 from pipelines.inspect import ASSETS_DIR, Config
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream
+from .stream import run_panel, stop_button, stream, viewer_file
 
 LESSON = r"""
 **Meshes and point clouds.** A mesh is vertex positions $V\in\mathbb{R}^{N\times3}$ plus faces $F\in\mathbb{N}^{M\times3}$
@@ -58,6 +58,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: files, statistics, cameras, batches", open=False):
         gr.Markdown(LESSON, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     asset_state = gr.State(None)
+    viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see stream.viewer_file)
     with gr.Tabs():
         with gr.Tab("File"):
             samples = sample_groups()
@@ -155,7 +156,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 stats: done.info["stats"],
                 check: done.info["cross_check"],
                 header: done.info["header"],
-                model: str(done.files["glb"]) if "glb" in done.files else None,
+                viewer_state: viewer_file(ctx, request, done.files["glb"]) if "glb" in done.files else None,
                 plot: mesh_io.plotly_figure(asset, point_size=psize, wireframe=wire, show_axes=show_axes),
                 warnings: ("**Warnings**\n" + "\n".join(f"- {w}" for w in warn)) if warn else "No warnings.",
                 asset_state: asset,
@@ -163,7 +164,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
         yield from stream(ctx, panel, "inspect", cfg, preset="quick", request=request, tab="inspect", on_done=on_done)
 
-    outputs = [*panel.outputs, summary, stats, check, header, model, plot, warnings, asset_state]
+    outputs = [*panel.outputs, summary, stats, check, header, plot, warnings, asset_state, viewer_state]
     go_btn.click(
         _inspect,
         [files, n_points, exports, point_size, wireframe, axes],
@@ -171,7 +172,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         api_name="inspect",
         concurrency_id="gpu",
         concurrency_limit=1,
-    )
+    ).then(lambda path: path, viewer_state, model, api_name=False)
 
     def _replot(asset, psize: float, wire: bool, show_axes: bool):
         if asset is None:

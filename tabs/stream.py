@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import html
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -179,3 +182,18 @@ def stop_button(ctx: AppContext, tab: str) -> gr.Button:
 
     button.click(_stop, None, None, queue=False, api_name=f"{tab}_stop")
     return button
+
+
+def viewer_file(ctx: AppContext, request: gr.Request | None, path: str | Path) -> str:
+    """A copy of `path` in the session's folder, for a 3D viewer (viewer files are kept per session).
+
+    Hand it to the `gr.Model3D` through a `gr.State` and a chained `.then(lambda p: p, state, model)`: when a
+    streaming (generator) event updates a Model3D together with other outputs such as a `gr.File`, Gradio 6.31
+    leaves the viewer empty (no canvas); a plain chained event shows it.
+    """
+    src = Path(path)
+    dest_dir = ctx.session_dir(getattr(request, "session_hash", None)) / "viewer"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{uuid.uuid4().hex[:8]}-{src.name}"
+    shutil.copyfile(src, dest)
+    return str(dest)
