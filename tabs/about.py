@@ -10,7 +10,6 @@ from pipelines.health import health
 from .context import AppContext
 
 INTRO = """
-## 3D Deep Learning Studio
 Hands-on 3D deep learning with PyTorch3D, one tab per capability. Every tab is a thin view over a pipeline
 that also runs from the command line (`python -m pipelines <name>`), and every run is recorded in the **Runs** tab.
 
@@ -26,11 +25,11 @@ file *you* supply (an upload, or the operator's `--models-dir`) through the same
 def health_markdown(report: dict) -> str:
     ops = report["pytorch3d_compiled_ops"]
     lines = [
-        "| | |",
+        "| Check | Result |",
         "|---|---|",
         f"| Device | {report['device']} |",
         *(f"| {k} | {v} |" for k, v in report["versions"].items()),
-        f"| PyTorch3D compiled ops | {'✅ load and run' if ops['ok'] else '❌ ' + ops['detail']} |",
+        f"| PyTorch3D compiled ops | {'OK: load and run (' + ops['detail'] + ')' if ops['ok'] else 'FAILED: ' + ops['detail']} |",
         f"| Models dir | {report['models_dir'] or 'not set (--models-dir)'} |",
     ]
     for what, found in report["optional_files"].items():
