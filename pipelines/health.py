@@ -57,6 +57,8 @@ def health(device: torch.device, models_dir: Path | None) -> dict:
     for what, names in OPTIONAL_FILES.items():
         found[what] = [n for n in names if models_dir is not None and (models_dir / n).is_file()]
     checkpoints = sorted(p.name for p in models_dir.glob("*.pt")) if models_dir and models_dir.is_dir() else []
+    from .body_model import model_in_use
+
     return {
         "device": describe_device(device),
         "device_type": device.type,
@@ -73,5 +75,6 @@ def health(device: torch.device, models_dir: Path | None) -> dict:
         "models_dir": None if models_dir is None else str(models_dir),
         "optional_files": {k: (v or "not found: the procedural default is used") for k, v in found.items()},
         "checkpoints": checkpoints,
+        "smpl_body_model": model_in_use(models_dir),
         "default_preset": {name: default_preset(device) for name in REGISTRY},
     }

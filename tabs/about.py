@@ -34,6 +34,7 @@ def health_markdown(report: dict) -> str:
     ]
     for what, found in report["optional_files"].items():
         lines.append(f"| {what} | {', '.join(found) if isinstance(found, list) else found} |")
+    lines.append(f"| SMPL body model in use | {report['smpl_body_model']} |")
     presets = ", ".join(f"{k}: **{v}**" for k, v in report["default_preset"].items())
     lines.append(f"| Default presets on this device | {presets} |")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream
+from .stream import run_panel, stop_button, stream, viewer_file
 
 NUM_BETA_SLIDERS = 10
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
@@ -142,7 +143,9 @@ def _fresh_dir(ctx: AppContext, request: gr.Request | None, keep: int = 4) -> Pa
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: SMPL, linear blend skinning and SMPLify", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
-    gr.Markdown(f"**Body model in use by default:** {body_model.model_in_use(ctx.models_dir)}.", elem_id="smpl-model-in-use")
+    gr.Markdown(
+        f"**Body model in use by default:** {body_model.model_in_use(ctx.models_dir)}.", elem_id="smpl-model-in-use"
+    )
     with gr.Tabs():
         with gr.Tab("Shape and pose"):
             refresh = _pose_panel(ctx)
@@ -160,34 +163,66 @@ def _pose_panel(ctx: AppContext) -> tuple:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             with gr.Row():
-                choice = gr.Dropdown(choices, value=default_model, label="Body model (procedural, or files in --models-dir)")
+                choice = gr.Dropdown(
+                    choices, value=default_model, label="Body model (procedural, or files in --models-dir)"
+                )
                 upload = gr.File(label="…or upload an SMPL .npz", file_types=[".npz"], type="filepath")
             preset = gr.Dropdown(list(smpl.POSE_PRESETS), value="a-pose", label="Pose preset")
-            joint = gr.Dropdown(list(JOINT_NAMES), value="left_shoulder", label="Joint to rotate (pelvis = global orientation)")
+            joint = gr.Dropdown(
+                list(JOINT_NAMES), value="left_shoulder", label="Joint to rotate (pelvis = global orientation)"
+            )
             j0 = JOINT_NAMES.index("left_shoulder")
             rot = [
-                gr.Slider(-180, 180, value=round(float(np.degrees(start[j0, k])), 1), step=1, label=f"Axis-angle {axis} (degrees)")
+                gr.Slider(
+                    -180,
+                    180,
+                    value=round(float(np.degrees(start[j0, k])), 1),
+                    step=1,
+                    label=f"Axis-angle {axis} (degrees)",
+                )
                 for k, axis in enumerate("xyz")
             ]
             with gr.Accordion("Shape coefficients (betas)", open=True):
                 betas = [
-                    gr.Slider(-3, 3, value=0, step=0.1, label=f"β{i}" + (f" ({SHAPE_NAMES[i]}, procedural body)" if i < len(SHAPE_NAMES) else ""))
+                    gr.Slider(
+                        -3,
+                        3,
+                        value=0,
+                        step=0.1,
+                        label=f"β{i}" + (f" ({SHAPE_NAMES[i]}, procedural body)" if i < len(SHAPE_NAMES) else ""),
+                    )
                     for i in range(NUM_BETA_SLIDERS)
                 ]
                 reset = gr.Button("Reset shape", size="sm")
-            heat_joint = gr.Dropdown(list(JOINT_NAMES), value="left_shoulder", label="Skinning-weight heat map of joint")
-            pose_box = gr.Textbox(pose_text(start), label="Pose: 24 × 3 axis-angle, radians (JSON; edit and press Enter)", lines=3, max_lines=6)
+            heat_joint = gr.Dropdown(
+                list(JOINT_NAMES), value="left_shoulder", label="Skinning-weight heat map of joint"
+            )
+            pose_box = gr.Textbox(
+                pose_text(start),
+                label="Pose: 24 × 3 axis-angle, radians (JSON; edit and press Enter)",
+                lines=3,
+                max_lines=6,
+            )
             exports = gr.CheckboxGroup(list(smpl.EXPORTS), value=["glb", "obj"], label="Export the posed mesh as")
             with gr.Row():
                 go_btn = gr.Button("Pose and export", variant="primary")
                 stop_button(ctx, "smpl")
         with gr.Column(scale=2):
-            posed = gr.Model3D(label="Posed body (GLB)", height=460, clear_color=(0.95, 0.95, 0.96, 1.0), elem_id="smpl-model3d")
+            posed = gr.Model3D(
+                label="Posed body (GLB)", height=460, clear_color=(0.95, 0.95, 0.96, 1.0), elem_id="smpl-model3d"
+            )
             with gr.Row():
                 skeleton = gr.Plot(label="Skeleton (kinematic tree)")
-                heat = gr.Model3D(label="Skinning weights (viridis; grey = 0)", height=420, clear_color=(0.95, 0.95, 0.96, 1.0), elem_id="smpl-heat3d")
+                heat = gr.Model3D(
+                    label="Skinning weights (viridis; grey = 0)",
+                    height=420,
+                    clear_color=(0.95, 0.95, 0.96, 1.0),
+                    elem_id="smpl-heat3d",
+                )
             stats = gr.JSON(label="Body", open=False)
     panel = run_panel(preview=True, curves=False, preview_label="Renders: posed body and skinning weights")
+    # A streaming event leaves a Model3D empty in Gradio 6.31: the run hands the GLBs over through a chained event.
+    viewers = gr.State(None)
 
     def _preview(request: gr.Request, choice_v, upload_v, preset_v, text, heat_v, *beta_v):
         setting = resolve_choice(ctx, choice_v, upload_v)
@@ -195,15 +230,19 @@ def _pose_panel(ctx: AppContext) -> tuple:
         pose = parse_pose_text(text, preset_v)
         if heat_v not in JOINT_NAMES:
             raise gr.Error(f"Unknown joint {heat_v!r}.")
-        view = smpl.pose_view(model, _betas(beta_v, model), pose, heat_v, _fresh_dir(ctx, request), body_model_device())
+        view = smpl.pose_view(model, _betas(beta_v, model), pose, heat_v, _fresh_dir(ctx, request), _preview_device())
         return str(view.mesh_glb), view.figure, str(view.heat_glb), {**model.summary(), **view.stats}
 
     view_inputs = [choice, upload, preset, pose_box, heat_joint, *betas]
     view_outputs = [posed, skeleton, heat, stats]
-    live = dict(fn=_preview, inputs=view_inputs, outputs=view_outputs, concurrency_id="smpl_preview", concurrency_limit=2)
+    live = dict(
+        fn=_preview, inputs=view_inputs, outputs=view_outputs, concurrency_id="smpl_preview", concurrency_limit=2
+    )
 
     def _from_preset(name: str, joint_name: str):
-        pose = smpl.preset_pose(name)
+        if name not in smpl.POSE_PRESETS:
+            raise gr.Error(f"Unknown pose preset {name!r}.")
+        pose = smpl.preset_pose(name, seed=random.randrange(2**31))  # 'random' draws a new pose each time
         j = JOINT_NAMES.index(joint_name)
         return pose_text(pose), *(round(float(np.degrees(v)), 1) for v in pose[j])
 
@@ -219,7 +258,9 @@ def _pose_panel(ctx: AppContext) -> tuple:
     preset.input(_from_preset, [preset, joint], [pose_box, *rot], api_name=False).then(**live, api_name=False)
     joint.input(_joint_values, [pose_box, preset, joint], rot, api_name=False)
     for slider in rot:
-        slider.release(_set_joint, [pose_box, preset, joint, *rot], pose_box, api_name=False).then(**live, api_name=False)
+        slider.release(_set_joint, [pose_box, preset, joint, *rot], pose_box, api_name=False).then(
+            **live, api_name=False
+        )
     for ctrl in betas:
         ctrl.release(**live, api_name=False)
     reset.click(lambda: [0.0] * NUM_BETA_SLIDERS, None, betas, api_name=False).then(**live, api_name=False)
@@ -246,22 +287,30 @@ def _pose_panel(ctx: AppContext) -> tuple:
         )
 
         def on_done(done) -> dict:
-            return {posed: str(done.info["mesh"]), skeleton: done.info["figure"], heat: str(done.info["heat_mesh"]), stats: done.info["model"]}
+            return {
+                viewers: (
+                    viewer_file(ctx, request, done.info["mesh"]),
+                    viewer_file(ctx, request, done.info["heat_mesh"]),
+                ),
+                skeleton: done.info["figure"],
+                stats: done.info["model"],
+                panel.preview: done.info["render"],
+            }
 
         yield from stream(ctx, panel, "smpl", cfg, preset=preset_name, request=request, tab="smpl", on_done=on_done)
 
     go_btn.click(
         _run,
         [choice, upload, preset, pose_box, heat_joint, exports, *betas],
-        [*panel.outputs, posed, skeleton, heat, stats],
+        [*panel.outputs, skeleton, stats, viewers],
         api_name="smpl",
         concurrency_id="gpu",
         concurrency_limit=1,
-    )
+    ).then(lambda pair: tuple(pair) if pair else (gr.skip(), gr.skip()), viewers, [posed, heat], api_name=False)
     return (_preview, view_inputs, view_outputs)
 
 
-def body_model_device():
+def _preview_device():
     """Live previews pose one body on the CPU: it takes milliseconds and keeps the GPU queue free."""
     import torch
 
@@ -283,8 +332,16 @@ def _smplify_panel(ctx: AppContext) -> None:
                 missing = gr.Slider(0, 10, value=2, step=1, label="Missing joints (outside the torso)")
             with gr.Group(visible=False) as up_group:
                 image = gr.Image(label="Image (optional)", type="filepath", height=220)
-                keypoints = gr.File(label="Keypoints: OpenPose JSON (BODY_25, COCO-18) or 24 SMPL joints", file_types=[".json"], type="filepath")
-            preset = gr.Radio(["tiny", "quick", "full"], value=preset_default, label="Preset (tiny: seconds; quick: ~1 min on a CPU; full: SMPLify's iterations)")
+                keypoints = gr.File(
+                    label="Keypoints: OpenPose JSON (BODY_25, COCO-18) or 24 SMPL joints",
+                    file_types=[".json"],
+                    type="filepath",
+                )
+            preset = gr.Radio(
+                ["tiny", "quick", "full"],
+                value=preset_default,
+                label="Preset (tiny: seconds; quick: ~1 min on a CPU; full: SMPLify's iterations)",
+            )
             with gr.Row():
                 fit_btn = gr.Button("Fit", variant="primary")
                 stop_button(ctx, "smplify")
@@ -296,8 +353,20 @@ def _smplify_panel(ctx: AppContext) -> None:
         with gr.Column(scale=2):
             panel = run_panel(preview=True, curves=True, preview_label="Projected joints over the image")
             with gr.Row():
-                fitted = gr.Model3D(label="Fitted body (GLB)", height=400, clear_color=(0.95, 0.95, 0.96, 1.0), elem_id="smplify-model3d")
-                stages = gr.Image(label="Initial guess, after the camera stage, after stage 4, final mesh", type="numpy", interactive=False, height=260)
+                fitted = gr.Model3D(
+                    label="Fitted body (GLB)",
+                    height=400,
+                    clear_color=(0.95, 0.95, 0.96, 1.0),
+                    elem_id="smplify-model3d",
+                )
+                stages = gr.Image(
+                    label="Initial guess, after the camera stage, after stage 4, final mesh",
+                    type="numpy",
+                    interactive=False,
+                    height=260,
+                )
+
+    fitted_state = gr.State(None)  # the fitted GLB, handed to the viewer by a chained event (see stream.viewer_file)
 
     def _toggle(src: str):
         return gr.update(visible=src == "synthetic"), gr.update(visible=src == "upload")
@@ -329,15 +398,19 @@ def _smplify_panel(ctx: AppContext) -> None:
         cfg = dataclasses.replace(cfg, source=src, models_dir=ctx.models_dir, **extra)
 
         def on_done(done) -> dict:
-            return {fitted: str(done.info["mesh"]), stages: done.info["stages_image"]}
+            return {
+                fitted_state: viewer_file(ctx, request, done.info["mesh"]),
+                stages: done.info["stages_image"],
+                panel.preview: done.info["overlay_image"],
+            }
 
         yield from stream(ctx, panel, "smplify", cfg, preset=preset_v, request=request, tab="smplify", on_done=on_done)
 
     fit_btn.click(
         _fit,
         [source, seed, noise, missing, image, keypoints, preset],
-        [*panel.outputs, fitted, stages],
+        [*panel.outputs, stages, fitted_state],
         api_name="smplify",
         concurrency_id="gpu",
         concurrency_limit=1,
-    )
+    ).then(lambda path: path or gr.skip(), fitted_state, fitted, api_name=False)

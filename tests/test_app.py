@@ -10,7 +10,7 @@ from gradio_client.exceptions import AppError
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
-REQUIRED_APIS = {"inspect", "camera", "batch", "health", "runs_list", "runs_plot", "runs_bundle"}
+REQUIRED_APIS = {"inspect", "camera", "batch", "health", "runs_list", "runs_plot", "runs_bundle", "smpl", "smpl_preview", "smplify"}
 
 
 def api_names(demo) -> set[str]:
