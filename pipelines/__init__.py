@@ -11,6 +11,8 @@ from types import ModuleType
 
 REGISTRY: dict[str, str] = {
     "inspect": "Load a 3D file, check it against an independent reader, measure it and convert it.",
+    "smpl": "Shape and pose the SMPL-layout body (LBS); export the posed mesh, skeleton and skinning heat map.",
+    "smplify": "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
 }
 
 
