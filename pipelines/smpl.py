@@ -199,12 +199,20 @@ def pose_body(
     return verts[0].cpu().numpy(), joints[0].cpu().numpy()
 
 
-def heat_colors(weights: np.ndarray) -> np.ndarray:
-    """(V,) weights in [0, 1] -> (V, 3) colours: grey where zero, then viridis."""
-    from .rendering import colormap
+# Five anchor colours of the viridis ramp (dark blue to yellow), interpolated linearly.
+_VIRIDIS_ANCHORS = np.array(
+    [[0.267, 0.005, 0.329], [0.229, 0.322, 0.546], [0.128, 0.567, 0.551], [0.369, 0.789, 0.383], [0.993, 0.906, 0.144]],
+    dtype=np.float32,
+)
 
+
+def heat_colors(weights: np.ndarray) -> np.ndarray:
+    """(V,) weights in [0, 1] -> (V, 3) colours: grey where zero, then a viridis-like ramp."""
     w = np.clip(np.asarray(weights, dtype=np.float32), 0.0, 1.0)
-    cmap = colormap(torch.from_numpy(w)).numpy()
+    x = w * (len(_VIRIDIS_ANCHORS) - 1)
+    lo = np.minimum(np.floor(x).astype(np.int64), len(_VIRIDIS_ANCHORS) - 2)
+    frac = (x - lo)[:, None]
+    cmap = _VIRIDIS_ANCHORS[lo] * (1 - frac) + _VIRIDIS_ANCHORS[lo + 1] * frac  # (V, 3)
     grey = np.full_like(cmap, 0.72)
     return np.where(w[:, None] > 1e-4, cmap, grey)
 
