@@ -11,6 +11,9 @@ from types import ModuleType
 
 REGISTRY: dict[str, str] = {
     "inspect": "Load a 3D file, check it against an independent reader, measure it and convert it.",
+    "shading-fit": "Fit a light position or a mesh translation/scale to target renders of a heterogeneous mesh batch.",
+    "shading-points": "The book's exercise: recover the translation (and rotation) between two point sets by SGD.",
+    "shading-turntable": "Render a turntable of a mesh with the Shading lab's settings and export GIF and MP4.",
     "smpl": "Shape and pose the SMPL-layout body (LBS); export the posed mesh, skeleton and skinning heat map.",
     "smplify": "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
 }

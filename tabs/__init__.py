@@ -8,6 +8,7 @@ from types import ModuleType
 TABS: tuple[tuple[str, str], ...] = (
     ("about", "About"),
     ("inspect", "Inspect"),
+    ("shading", "Shading lab"),
     ("smpl", "SMPL"),
     ("runs", "Runs"),
 )

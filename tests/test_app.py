@@ -10,7 +10,10 @@ from gradio_client.exceptions import AppError
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
-REQUIRED_APIS = {"inspect", "camera", "batch", "health", "runs_list", "runs_plot", "runs_bundle", "smpl", "smpl_preview", "smplify"}
+REQUIRED_APIS = {
+    "inspect", "camera", "batch", "health", "runs_list", "runs_plot", "runs_bundle", "smpl", "smpl_preview", "smplify",
+    "render", "render_buffers", "render_compare", "rotations", "turntable", "shading_fit", "shading_points",
+}  # fmt: skip
 
 
 def api_names(demo) -> set[str]:
