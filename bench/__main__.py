@@ -7,6 +7,12 @@ import pkgutil
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pipelines  # noqa: E402, F401 - sets the OpenMP wait policy before torch loads (see pipelines/__init__.py)
+
 
 def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))

@@ -7,7 +7,14 @@ Keys are kebab-case; the module is the key with '-' replaced by '_'.
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
+
+# On a small shared CPU (2 cores, the Gradio server and other jobs beside the pipeline) OpenMP threads that spin
+# while they wait make torch many times slower: a volume training step measured 5x slower with the other core
+# busy. Sleeping waits cost little when the machine is idle. This must be set before torch is first imported,
+# so every entry point (app, CLI, tests, bench) imports this package first; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REGISTRY: dict[str, str] = {
     "inspect": "Load a 3D file, check it against an independent reader, measure it and convert it.",

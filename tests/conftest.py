@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see pipelines/__init__.py
+import torch  # noqa: E402
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
