@@ -21,6 +21,8 @@ REGISTRY: dict[str, str] = {
     "shading-fit": "Fit a light position or a mesh translation/scale to target renders of a heterogeneous mesh batch.",
     "shading-points": "The book's exercise: recover the translation (and rotation) between two point sets by SGD.",
     "shading-turntable": "Render a turntable of a mesh with the Shading lab's settings and export GIF and MP4.",
+    "volume": "Fit a voxel grid of densities and colours to multi-view renders with PyTorch3D's VolumeRenderer.",
+    "nerf": "Train a neural radiance field (the book's MLP, or a fast grid field) on multi-view renders.",
     "smpl": "Shape and pose the SMPL-layout body (LBS); export the posed mesh, skeleton and skinning heat map.",
     "smplify": "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
 }

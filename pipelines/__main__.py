@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import REGISTRY, get
 from .config import PRESETS, field_docs, make_preset, override
+from .ddp import env_rank
 from .device import default_preset, resolve_device
 from .events import Done, Preview, Progress
 from .runner import Run
@@ -72,22 +73,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     data_dir = Path(args.get("data_dir") or default_data_dir())
-    store = None if args.get("no_record") else RunStore(data_dir)
+    # Under torchrun only rank 0 records the run and prints progress; the other ranks just compute.
+    rank = env_rank()
+    say = print if rank == 0 else (lambda *_, **__: None)
+    store = None if args.get("no_record") or rank != 0 else RunStore(data_dir)
     run = Run(name, cfg, store, data_dir / "runs", preset=preset, source="cli")
-    print(f"run {run.id}: {name} preset={preset} device={device} out_dir={run.cfg.out_dir}", flush=True)
+    say(f"run {run.id}: {name} preset={preset} device={device} out_dir={run.cfg.out_dir}", flush=True)
     start = time.monotonic()
     try:
         for event in run:
             if isinstance(event, Progress):
                 losses = " ".join(f"{k}={v:.4g}" for k, v in event.losses.items())
-                print(
+                say(
                     f"[{time.monotonic() - start:7.1f}s] {event.step}/{event.total} {losses} {event.message}".rstrip(),
                     flush=True,
                 )
             elif isinstance(event, Preview) and event.caption:
-                print(f"[{time.monotonic() - start:7.1f}s] preview: {event.caption}", flush=True)
+                say(f"[{time.monotonic() - start:7.1f}s] preview: {event.caption}", flush=True)
             elif isinstance(event, Done):
-                print(
+                say(
                     json.dumps(
                         {"metrics": event.metrics, "files": {k: str(v) for k, v in event.files.items()}},
                         indent=2,
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the CLI reports the failure and exits non-zero
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"error{f' (rank {rank})' if rank else ''}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     return 0
 

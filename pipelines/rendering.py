@@ -568,7 +568,9 @@ def mesh_from_arrays(
     v = torch.as_tensor(np.asarray(verts, dtype=np.float32), device=device).reshape(-1, 3)
     f = torch.as_tensor(np.asarray(faces, dtype=np.int64), device=device).reshape(-1, 3)
     if len(f) == 0:
-        raise ValueError("This file has no faces (it is a point cloud): the Shading lab renders meshes.")
+        raise ValueError(
+            "This file has no faces (it is a point cloud): rendering it needs a mesh, so upload one with faces."
+        )
     if int(f.min()) < 0 or int(f.max()) >= len(v):
         raise ValueError("The mesh's faces index vertices that do not exist.")
     if not torch.isfinite(v).all():

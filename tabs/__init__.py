@@ -10,6 +10,8 @@ TABS: tuple[tuple[str, str], ...] = (
     ("inspect", "Inspect"),
     ("shading", "Shading lab"),
     ("smpl", "SMPL"),
+    ("volume", "Volume"),
+    ("nerf", "NeRF"),
     ("runs", "Runs"),
 )
 
