@@ -70,9 +70,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     gr.Markdown("### 2. Train the field")
     with gr.Row():
         field = gr.Radio([("preset's", ""), ("book MLP", "mlp"), ("fast grid field", "grid")], value="", label="Field")
-        steps = gr.Number(None, label="Steps (empty: preset's; book 3000)", precision=0)
-        lr = gr.Number(None, label="Learning rate (empty: preset's; book 0.001)")
-        rays = gr.Number(None, label="Rays per view per step (empty: preset's; book 750)", precision=0)
+        steps = gr.Number(None, label="Steps (0: the preset's; book 3000)", precision=0)
+        lr = gr.Number(None, label="Learning rate (0: the preset's; book 0.001)")
+        rays = gr.Number(None, label="Rays per view per step (0: the preset's; book 750)", precision=0)
     with gr.Row():
         train_btn = gr.Button("Train", variant="primary")
         stop_button(ctx, "nerf")

@@ -70,8 +70,8 @@ def data_controls(preset_default: str) -> dict[str, Any]:
         label="Preset (tiny: seconds; quick: about a minute on a CPU; full: the book's settings)",
     )
     with gr.Row():
-        w["n_views"] = gr.Number(None, label="Views (empty: preset's)", precision=0)
-        w["image_size"] = gr.Number(None, label="Image size px (empty: preset's)", precision=0)
+        w["n_views"] = gr.Number(None, label="Views (0: the preset's)", precision=0)
+        w["image_size"] = gr.Number(None, label="Image size px (0: the preset's)", precision=0)
     with gr.Row():
         w["elevation"] = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)")
         w["distance"] = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Camera distance")
@@ -155,11 +155,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     gr.Markdown("### 2. Fit the voxel grid")
     with gr.Row():
-        grid = gr.Number(None, label="Grid size G (empty: preset's; book 128)", precision=0)
-        steps = gr.Number(None, label="Steps (empty: preset's; book 300)", precision=0)
-        lr = gr.Number(None, label="Learning rate (empty: preset's; book 0.1)")
+        grid = gr.Number(None, label="Grid size G (0: the preset's; book 128)", precision=0)
+        steps = gr.Number(None, label="Steps (0: the preset's; book 300)", precision=0)
+        lr = gr.Number(None, label="Learning rate (0: the preset's; book 0.1)")
         rays = gr.Number(
-            None, label="Rays per view per step (empty: preset's; -1 = every pixel, the book)", precision=0
+            None, label="Rays per view per step (0: the preset's; -1 = every pixel, the book)", precision=0
         )
     with gr.Row():
         train_btn = gr.Button("Train", variant="primary")
