@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,9 @@ import numpy as np
 import torch
 from pytorch3d.renderer import EmissionAbsorptionRaymarcher, ImplicitRenderer, ray_bundle_to_ray_points
 
-from . import ddp, fields, multiview, raymarching
+from . import ddp, fields, multiview, ray_training, raymarching
 from .config import to_jsonable
-from .events import Done, Event, Preview, Progress, to_uint8
+from .events import Done, Event, Preview, to_uint8
 
 CHECKPOINT_FORMAT = "3d-studio-nerf"
 CHECKPOINT_VERSION = 1
@@ -232,177 +231,72 @@ def render_fn_for(field: torch.nn.Module, bound_radius: float, renderer: Implici
     return fn
 
 
+class _FieldTrainer:
+    """The radiance field as ray_training's RayModel: every chunk renders through PyTorch3D's ImplicitRenderer."""
+
+    def __init__(self, field: torch.nn.Module, bound_radius: float) -> None:
+        self.field = field
+        self.renderer = make_renderer()
+        self.function = FieldFunction(field, bound_radius)
+        self.fn = render_fn_for(field, bound_radius, self.renderer)
+
+    def parameters(self):
+        return self.field.parameters()
+
+    def train_renderer(self):
+        return lambda bundle: self.renderer(cameras=None, volumetric_function=self.function, rays=bundle)[0]
+
+    def finish_step(self) -> None:
+        pass
+
+    def eval_renderer(self):
+        return self.fn
+
+
 def run(cfg: Config) -> Iterator[Event]:
     """Build the views, train the field (Progress every step or chunk, Preview at each evaluation), then save the
     checkpoint and write the orbit video, the held-out picture and the marching-cubes mesh."""
     check_config(cfg)
-    dist = ddp.setup(cfg.device)
-    try:
-        yield from _run(cfg, dist)
-    finally:
-        dist.close()
+    yield from ray_training.run_distributed(cfg, _run)
 
 
 def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
-    device = dist.device
-    out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
-    if dist.is_main:
-        if out_dir is None:
-            raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
-        out_dir.mkdir(parents=True, exist_ok=True)
-    total = cfg.steps
-    t_start = time.perf_counter()
-    yield Progress(0, total, {}, "rendering the multi-view data")
-    data = yield from multiview.relay(
-        multiview.build_shared(cfg, device, dist, None if out_dir is None else out_dir / "upload"),
-        lambda message: Progress(0, total, {}, message),
-    )
-    t_data = time.perf_counter() - t_start
-    yield Progress(0, total, {}, f"rendered {len(data.images)} views of {data.image_size} px in {t_data:.1f} s")
-    rays = raymarching.PixelRays(data, cfg.bound_radius)
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    field = fields.make_field(cfg.field, field_args(cfg)).to(device)
+    s = yield from ray_training.open_session(cfg, dist)
+    field = fields.make_field(cfg.field, field_args(cfg)).to(s.device)
     dist.broadcast_module(field)
-    renderer = make_renderer()
-    render_fn = render_fn_for(field, cfg.bound_radius, renderer)
-    function = FieldFunction(field, cfg.bound_radius)
+    trainer = _FieldTrainer(field, cfg.bound_radius)
     optimizer = torch.optim.Adam(field.parameters(), lr=cfg.lr)
-    drop_step = max(1, round(cfg.lr_drop_at * cfg.steps))
-    ticker = raymarching.Ticker()
-    # Training chunks: each backward also touches the whole grid or network, so chunks stay >= 1/4 of chunk_rays.
-    chunker = raymarching.Chunker(cfg.chunk_rays, target_s=0.4, min_size=max(64, cfg.chunk_rays // 4))
-    render_chunker = raymarching.Chunker(cfg.chunk_rays)
-    state = {"step": 0, "message": ""}
-
-    def progress() -> Progress:
-        return Progress(state["step"], total, {}, state["message"])
-
-    def evaluate(n_views: int = 0):
-        """Renders of the first `n_views` held-out views (0 = all), a generator returning (images, PSNR)."""
-        idx = data.test_idx if n_views <= 0 else data.test_idx[:n_views]
-        images, _ = yield from raymarching.render_cameras(
-            render_fn, data.cameras(idx), data.image_size, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth,
-            render_chunker, ticker, progress, cfg.bound_radius,
-        )  # fmt: skip
-        scores = [raymarching.psnr(images[i], data.images[j]) for i, j in enumerate(idx.tolist())]
-        return images, float(np.mean(scores))
-
-    history: list[tuple[int, float]] = []
-    psnr_init = 0.0
-    if dist.is_main:
-        state["message"] = "evaluating the initial field"
-        images, psnr_init = yield from evaluate()
-        history.append((0, psnr_init))
-        yield Preview(0, image=raymarching.side_by_side(data.images[data.test_idx[0]], images[0]),
-                      caption=f"initial field: held-out PSNR {psnr_init:.2f} dB")  # fmt: skip
-
-    n_train = len(data.train_idx)
-    b = min(cfg.batch_cameras, n_train)
-    params = list(field.parameters())
-    t_train = time.perf_counter()
-    losses: dict[str, float] = {}
-    for step in range(1, cfg.steps + 1):
-        state["step"] = step - 1
-        if step == drop_step + 1:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * 0.1
-        views = data.train_idx[torch.randperm(n_train, generator=gen)[:b].to(device)]
-        view, pix = rays.sample(views, cfg.rays_per_image, gen)
-        n_global = len(view)
-        # The same jitter on every rank (drawn for the whole batch), then each rank takes its shard.
-        jitter_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen))) if cfg.stratified else None  # fmt: skip
-        bundle_all = rays.bundle(view, pix, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, jitter_gen)
-        mine = dist.shard(n_global)
-        optimizer.zero_grad(set_to_none=True)
-        sums = torch.zeros(2, device=device)
-        idx_mine = torch.arange(n_global, device=device)[mine]
-        for span in chunker.spans(len(idx_mine)):
-            sel = idx_mine[span]
-            bundle = type(bundle_all)(*(t[:, sel] for t in bundle_all))
-            out, _ = renderer(cameras=None, volumetric_function=function, rays=bundle)  # (1, M, 4)
-            v, p = view[sel], pix[sel]
-            loss_color = raymarching.pseudo_huber(out[0, :, :3], rays.colors[v, p]).sum() / (3 * n_global)
-            loss_sil = raymarching.pseudo_huber(out[0, :, 3], rays.silhouettes[v, p]).sum() / n_global
-            (cfg.w_color * loss_color + cfg.w_silhouette * loss_sil).backward()
-            sums += torch.stack([loss_color.detach(), loss_sil.detach()])
-            chunker.record()
-            if ticker.due():
-                state["message"] = f"step {step}: {span.stop}/{len(idx_mine)} rays"
-                yield progress()
-                ticker.reset()
-        dist.all_reduce_grads(params)
-        optimizer.step()
-        dist.all_reduce(sums)
-        losses = {"color": float(sums[0]), "silhouette": float(sums[1]), "loss": float(cfg.w_color * sums[0] + cfg.w_silhouette * sums[1])}  # fmt: skip
-        state["step"] = step
-        if dist.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
-            state["message"] = f"step {step}: evaluating held-out views"
-            images, score = yield from evaluate(0 if step == cfg.steps else cfg.eval_views)
-            history.append((step, score))
-            yield Progress(step, total, {**losses, "psnr_heldout": score}, f"held-out PSNR {score:.2f} dB")
-            yield Preview(step, image=raymarching.side_by_side(data.images[data.test_idx[0]], images[0]),
-                          caption=f"step {step}: held-out view, PSNR {score:.2f} dB")  # fmt: skip
-        else:
-            yield Progress(step, total, losses, f"lr {optimizer.param_groups[0]['lr']:.3g}")
-        ticker.reset()
-    t_train = time.perf_counter() - t_train
-
+    result = yield from ray_training.train(
+        s, trainer, optimizer, what="field", eval_views=cfg.eval_views, jitter=cfg.stratified
+    )
     if not dist.is_main:
         yield Done(metrics={}, files={}, info={"rank": dist.rank})
         return
-    assert out_dir is not None
-    psnr_final = history[-1][1]
+    out_dir = s.out_dir
+    assert out_dir is not None and result.images is not None
+    psnr_final = result.history[-1][1]
     files: dict[str, Path] = {}
-    files["heldout"] = raymarching.save_heldout_picture(images, data, out_dir / "heldout.png")
-    files["checkpoint"] = save_checkpoint(out_dir / "nerf.pt", field, cfg, data, {"psnr_heldout": psnr_final})
+    files["heldout"] = raymarching.save_heldout_picture(result.images, s.data, out_dir / "heldout.png")
+    files["checkpoint"] = save_checkpoint(out_dir / "nerf.pt", field, cfg, s.data, {"psnr_heldout": psnr_final})
 
-    state["message"] = "marching cubes"
-    yield progress()
+    s.state["message"] = "marching cubes"
+    yield s.progress()
     bound = cfg.bound_radius if cfg.bound_radius > 0 else 1.1
-    verts, faces, colors = yield from field_mesh(field, bound, cfg.mesh_resolution, cfg.mesh_level, cfg.chunk_rays * 16, ticker, progress)  # fmt: skip
+    verts, faces, colors = yield from field_mesh(field, bound, cfg.mesh_resolution, cfg.mesh_level, cfg.chunk_rays * 16, s.ticker, s.progress)  # fmt: skip
     mesh_info: dict[str, Any] = {"vertices": int(len(verts)), "faces": int(len(faces))}
     if len(faces):
         files.update(raymarching.export_mesh(verts, faces, colors, out_dir / "mesh"))
         mesh_info.update(bbox_min=verts.min(0).values.tolist(), bbox_max=verts.max(0).values.tolist())
         yield Preview(cfg.steps, mesh=files["mesh_glb"], caption=f"marching cubes: {len(faces)} faces")
 
-    if cfg.orbit_frames > 0:
-        state["message"] = "rendering the orbit video"
-        frames_rgb, _ = yield from raymarching.render_cameras(
-            render_fn, raymarching.orbit_cameras(cfg.orbit_frames, data.elevation, data.distance, device),
-            data.image_size, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, render_chunker, ticker, progress,
-            cfg.bound_radius,
-        )  # fmt: skip
-        frames = [to_uint8(raymarching.upscale(f, 256)) for f in frames_rgb]
-        files["video"] = raymarching.write_video(frames, out_dir / "orbit.mp4")
-
+    video = yield from s.orbit_video(trainer.eval_renderer())
+    if video is not None:
+        files["video"] = video
     metrics = {
-        "psnr_heldout": psnr_final,
-        "psnr_heldout_initial": psnr_init,
-        "loss": losses.get("loss", float("nan")),
-        "steps": float(cfg.steps),
-        "train_time_s": t_train,
-        "data_time_s": t_data,
-        "total_time_s": time.perf_counter() - t_start,
-        "steps_per_s": cfg.steps / max(t_train, 1e-9),
-        "rays_per_s": cfg.steps * b * cfg.rays_per_image / max(t_train, 1e-9),
         "mesh_faces": float(mesh_info["faces"]),
-        "field_params": float(sum(p.numel() for p in params)),
-        "world_size": float(dist.world_size),
+        "field_params": float(sum(p.numel() for p in field.parameters())),
     }
-    yield Done(
-        metrics=metrics,
-        files=files,
-        info={
-            "data": multiview.summary(data),
-            "psnr_history": history,
-            "mesh": mesh_info,
-            "video": files.get("video"),
-            "mesh_glb": files.get("mesh_glb"),
-            "checkpoint": files["checkpoint"],
-        },
-    )
+    yield ray_training.finish(s, result, metrics, files, {"mesh": mesh_info, "checkpoint": files["checkpoint"]})
 
 
 def field_mesh(

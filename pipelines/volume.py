@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,8 @@ import torch
 from pytorch3d.renderer import EmissionAbsorptionRaymarcher, VolumeRenderer
 from pytorch3d.structures import Volumes
 
-from . import ddp, multiview, raymarching
-from .events import Done, Event, Preview, Progress, to_uint8
+from . import ddp, multiview, ray_training, raymarching
+from .events import Done, Event, Preview, Progress
 
 MAX_GRID = 320
 MAX_POINTS_PER_STEP = 60_000_000  # ray samples per optimisation step (the book's step is 24.6M)
@@ -181,146 +180,65 @@ class VoxelGrid(torch.nn.Module):
         return Volumes(densities=densities[None], features=colors[None], voxel_size=self.voxel_size)
 
 
+class _GridTrainer:
+    """The voxel grid as ray_training's RayModel. Within a step the chunks backpropagate into detached copies of
+    the grids, and the sigmoids (the whole grid) backpropagate once, in `finish_step`."""
+
+    def __init__(self, model: VoxelGrid) -> None:
+        self.model = model
+        self.renderer = VolumeRenderer(raysampler=raymarching.GivenRays(), raymarcher=EmissionAbsorptionRaymarcher())
+        self._step: tuple[torch.Tensor, ...] = ()
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def train_renderer(self):
+        densities, colors = self.model.densities(), self.model.colors()
+        dens_leaf, cols_leaf = densities.detach().requires_grad_(), colors.detach().requires_grad_()
+        self._step = (densities, colors, dens_leaf, cols_leaf)
+        volumes = self.model.volumes(dens_leaf, cols_leaf)
+        return lambda bundle: self.renderer(cameras=None, volumes=volumes, rays=bundle)[0]
+
+    def finish_step(self) -> None:
+        densities, colors, dens_leaf, cols_leaf = self._step
+        if dens_leaf.grad is not None:  # a rank whose shard is empty has nothing to backpropagate
+            torch.autograd.backward([densities, colors], [dens_leaf.grad, cols_leaf.grad])
+        self._step = ()
+
+    def render_fn(self, volumes: Volumes):
+        def fn(bundle):
+            out, _ = self.renderer(cameras=None, volumes=volumes, rays=bundle)  # (1, M, 4)
+            return out[..., :3], out[..., 3]
+
+        return fn
+
+    def eval_renderer(self):
+        with torch.no_grad():
+            return self.render_fn(self.model.volumes(self.model.densities(), self.model.colors()))
+
+
 def run(cfg: Config) -> Iterator[Event]:
     """Build the views, fit the grid (Progress every step or chunk, Preview at each evaluation), then write the
     orbit video, the held-out picture, the density grid (npz) and the marching-cubes mesh; Done carries
     held-out PSNR (initial and final), timings and the files."""
     check_config(cfg)
-    dist = ddp.setup(cfg.device)
-    try:
-        yield from _run(cfg, dist)
-    finally:
-        dist.close()
+    yield from ray_training.run_distributed(cfg, _run)
 
 
 def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
-    device = dist.device
-    out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
-    if dist.is_main:
-        if out_dir is None:
-            raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
-        out_dir.mkdir(parents=True, exist_ok=True)
-    total = cfg.steps
-    t_start = time.perf_counter()
-    yield Progress(0, total, {}, "rendering the multi-view data")
-    data = yield from multiview.relay(
-        multiview.build_shared(cfg, device, dist, None if out_dir is None else out_dir / "upload"),
-        lambda message: Progress(0, total, {}, message),
-    )
-    t_data = time.perf_counter() - t_start
-    yield Progress(0, total, {}, f"rendered {len(data.images)} views of {data.image_size} px in {t_data:.1f} s")
-    rays = raymarching.PixelRays(data, cfg.bound_radius)
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model = VoxelGrid(cfg.grid_size, cfg.extent, cfg.init_log_density, device, cfg.bound_radius)
-    renderer = VolumeRenderer(raysampler=raymarching.GivenRays(), raymarcher=EmissionAbsorptionRaymarcher())
+    s = yield from ray_training.open_session(cfg, dist)
+    model = VoxelGrid(cfg.grid_size, cfg.extent, cfg.init_log_density, s.device, cfg.bound_radius)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    yield Progress(0, total, {}, f"a {cfg.grid_size}^3 grid of densities and colours")
-    drop_step = max(1, round(cfg.lr_drop_at * cfg.steps))
-    ticker = raymarching.Ticker()
-    # Training chunks: each backward also touches the whole grid or network, so chunks stay >= 1/4 of chunk_rays.
-    chunker = raymarching.Chunker(cfg.chunk_rays, target_s=0.4, min_size=max(64, cfg.chunk_rays // 4))
-    render_chunker = raymarching.Chunker(cfg.chunk_rays)
-    state = {"step": 0, "message": ""}
-
-    def progress() -> Progress:
-        return Progress(state["step"], total, {}, state["message"])
-
-    def render_fn(volumes: Volumes):
-        def fn(bundle):
-            out, _ = renderer(cameras=None, volumes=volumes, rays=bundle)  # (1, M, 4)
-            return out[..., :3], out[..., 3]
-
-        return fn
-
-    def evaluate():
-        """Held-out renders (a generator): returns (images (T, H, W, 3), mean PSNR)."""
-        with torch.no_grad():
-            vols = model.volumes(model.densities(), model.colors())
-        images, _ = yield from raymarching.render_cameras(
-            render_fn(vols),
-            data.cameras(data.test_idx),
-            data.image_size,
-            cfg.n_pts_per_ray,
-            cfg.min_depth,
-            cfg.max_depth,
-            render_chunker,
-            ticker,
-            progress,
-            cfg.bound_radius,
-        )
-        return images, raymarching.heldout_psnr(images, data)
-
-    history: dict[str, list[tuple[int, float]]] = {"psnr_heldout": []}
-    psnr_init = 0.0
-    if dist.is_main:
-        state["message"] = "evaluating the initial grid"
-        images, psnr_init = yield from evaluate()
-        history["psnr_heldout"].append((0, psnr_init))
-        yield Preview(0, image=raymarching.side_by_side(data.images[data.test_idx[0]], images[0]),
-                      caption=f"initial grid: held-out PSNR {psnr_init:.2f} dB")  # fmt: skip
-
-    n_train = len(data.train_idx)
-    b = min(cfg.batch_cameras, n_train)
-    t_train = time.perf_counter()
-    losses = {}
-    for step in range(1, cfg.steps + 1):
-        state["step"] = step - 1
-        if step == drop_step + 1:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * 0.1
-        views = data.train_idx[torch.randperm(n_train, generator=gen)[:b].to(device)]
-        view, pix = rays.sample(views, cfg.rays_per_image, gen)
-        n_global = len(view)
-        mine = dist.shard(n_global)
-        view, pix = view[mine], pix[mine]
-        optimizer.zero_grad(set_to_none=True)
-        densities = model.densities()
-        colors = model.colors()
-        # Chunks backpropagate into detached copies of the grids; the sigmoids backpropagate once per step.
-        dens_leaf = densities.detach().requires_grad_()
-        cols_leaf = colors.detach().requires_grad_()
-        volumes = model.volumes(dens_leaf, cols_leaf)
-        sums = torch.zeros(2, device=device)
-        for span in chunker.spans(len(view)):
-            v, p = view[span], pix[span]
-            bundle = rays.bundle(v, p, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth)
-            out, _ = renderer(cameras=None, volumes=volumes, rays=bundle)  # (1, M, 4)
-            loss_color = raymarching.pseudo_huber(out[0, :, :3], rays.colors[v, p]).sum() / (3 * n_global)
-            loss_sil = raymarching.pseudo_huber(out[0, :, 3], rays.silhouettes[v, p]).sum() / n_global
-            (cfg.w_color * loss_color + cfg.w_silhouette * loss_sil).backward()
-            sums += torch.stack([loss_color.detach(), loss_sil.detach()])
-            chunker.record()
-            if ticker.due():
-                state["message"] = f"step {step}: {span.stop}/{len(view)} rays"
-                yield progress()
-                ticker.reset()
-        if dens_leaf.grad is not None:  # a rank whose shard is empty has nothing to backpropagate
-            torch.autograd.backward([densities, colors], [dens_leaf.grad, cols_leaf.grad])
-        dist.all_reduce_grads(model.parameters())
-        optimizer.step()
-        dist.all_reduce(sums)
-        losses = {"color": float(sums[0]), "silhouette": float(sums[1]), "loss": float(cfg.w_color * sums[0] + cfg.w_silhouette * sums[1])}  # fmt: skip
-        state["step"] = step
-        if dist.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
-            state["message"] = f"step {step}: evaluating held-out views"
-            images, score = yield from evaluate()
-            history["psnr_heldout"].append((step, score))
-            yield Progress(step, total, {**losses, "psnr_heldout": score}, f"held-out PSNR {score:.2f} dB")
-            yield Preview(step, image=raymarching.side_by_side(data.images[data.test_idx[0]], images[0]),
-                          caption=f"step {step}: held-out view, PSNR {score:.2f} dB")  # fmt: skip
-        else:
-            yield Progress(step, total, losses, f"lr {optimizer.param_groups[0]['lr']:.3g}")
-        ticker.reset()
-    t_train = time.perf_counter() - t_train
-
+    yield Progress(0, cfg.steps, {}, f"a {cfg.grid_size}^3 grid of densities and colours")
+    trainer = _GridTrainer(model)
+    result = yield from ray_training.train(s, trainer, optimizer, what="grid")
     if not dist.is_main:
         yield Done(metrics={}, files={}, info={"rank": dist.rank})
         return
-    assert out_dir is not None
+    out_dir = s.out_dir
+    assert out_dir is not None and result.images is not None
     files: dict[str, Path] = {}
-    psnr_final = history["psnr_heldout"][-1][1]
-    files["heldout"] = raymarching.save_heldout_picture(images, data, out_dir / "heldout.png")
+    files["heldout"] = raymarching.save_heldout_picture(result.images, s.data, out_dir / "heldout.png")
 
     with torch.no_grad():
         densities = model.densities()[0]  # (G, G, G): (z, y, x)
@@ -340,8 +258,8 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
             "first_center to last_center in PyTorch3D world axes (+X left, +Y up, +Z into the screen)"
         ),
     )
-    state["message"] = "marching cubes"
-    yield progress()
+    s.state["message"] = "marching cubes"
+    yield s.progress()
     mesh_info = {"vertices": 0, "faces": 0}
     verts, faces = marching_cubes_world(densities, vols, cfg.mesh_level)
     if len(faces):
@@ -353,47 +271,10 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
         mesh_info = {"vertices": len(verts), "faces": len(faces), "bbox_min": lo.tolist(), "bbox_max": hi.tolist()}
         yield Preview(cfg.steps, mesh=files["mesh_glb"], caption=f"marching cubes: {len(faces)} faces")
 
-    if cfg.orbit_frames > 0:
-        state["message"] = "rendering the orbit video"
-        frames_rgb, _ = yield from raymarching.render_cameras(
-            render_fn(vols),
-            raymarching.orbit_cameras(cfg.orbit_frames, data.elevation, data.distance, device),
-            data.image_size,
-            cfg.n_pts_per_ray,
-            cfg.min_depth,
-            cfg.max_depth,
-            render_chunker,
-            ticker,
-            progress,
-            cfg.bound_radius,
-        )
-        frames = [to_uint8(raymarching.upscale(f, 256)) for f in frames_rgb]
-        files["video"] = raymarching.write_video(frames, out_dir / "orbit.mp4")
-
-    elapsed = time.perf_counter() - t_start
-    metrics = {
-        "psnr_heldout": psnr_final,
-        "psnr_heldout_initial": psnr_init,
-        "loss": losses.get("loss", float("nan")),
-        "steps": float(cfg.steps),
-        "train_time_s": t_train,
-        "data_time_s": t_data,
-        "total_time_s": elapsed,
-        "steps_per_s": cfg.steps / max(t_train, 1e-9),
-        "mesh_faces": float(mesh_info["faces"]),
-        "world_size": float(dist.world_size),
-    }
-    yield Done(
-        metrics=metrics,
-        files=files,
-        info={
-            "data": multiview.summary(data),
-            "psnr_history": history["psnr_heldout"],
-            "mesh": mesh_info,
-            "video": files.get("video"),
-            "mesh_glb": files.get("mesh_glb"),
-        },
-    )
+    video = yield from s.orbit_video(trainer.render_fn(vols))
+    if video is not None:
+        files["video"] = video
+    yield ray_training.finish(s, result, {"mesh_faces": float(mesh_info["faces"])}, files, {"mesh": mesh_info})
 
 
 def marching_cubes_world(densities: torch.Tensor, volumes: Volumes, level: float) -> tuple[torch.Tensor, torch.Tensor]:
