@@ -13,7 +13,7 @@ from pipelines.device import default_preset
 
 from .context import AppContext
 from .stream import run_panel, stop_button, stream, viewer_file
-from .volume import DATA_KEYS, LATEX, checked, data_controls, data_overrides, data_preview_handler, given
+from .volume import DATA_KEYS, LATEX, checked, data_overrides, data_preview_handler, data_section, given
 
 LESSON = r"""
 **A field instead of a grid.** NeRF replaces the voxel grid by a function: a small network
@@ -55,17 +55,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     preset_default = default_preset(ctx.device)
     with gr.Accordion("Lesson: radiance fields, harmonic embedding, Monte Carlo rays", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
-    with gr.Row():
-        with gr.Column(scale=1):
-            gr.Markdown("### 1. Multi-view data")
-            w = data_controls(preset_default)
-            show_rays = gr.Checkbox(False, label="Show the ray sampler (rays and samples of camera 0)")
-            preview_btn = gr.Button("Preview the data")
-        with gr.Column(scale=2):
-            sheet = gr.Image(label="Views (top) and silhouettes; held-out views framed orange", interactive=False)
-            cams_plot = gr.Plot(label="Cameras (blue: training, orange: held out)")
-    with gr.Accordion("Data set details", open=False):
-        data_info = gr.JSON(label="Data set")
+    w, show_rays, preview_btn, sheet, cams_plot, data_info = data_section(preset_default)
 
     gr.Markdown("### 2. Train the field")
     with gr.Row():

@@ -137,10 +137,9 @@ def data_preview_handler(ctx: AppContext, config_cls: type):
     return preview
 
 
-def build(ctx: AppContext, tab: gr.Tab) -> None:
-    preset_default = default_preset(ctx.device)
-    with gr.Accordion("Lesson: rays, the volume rendering equation, voxel grids", open=False):
-        gr.Markdown(LESSON, latex_delimiters=LATEX)
+def data_section(preset_default: str) -> tuple[dict[str, Any], Any, Any, Any, Any, Any]:
+    """Step 1 of the Volume and NeRF tabs: the data widgets, ray-sampler switch, preview button, views sheet,
+    cameras plot and data-set JSON."""
     with gr.Row():
         with gr.Column(scale=1):
             gr.Markdown("### 1. Multi-view data")
@@ -152,6 +151,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             cams_plot = gr.Plot(label="Cameras (blue: training, orange: held out)")
     with gr.Accordion("Data set details", open=False):
         data_info = gr.JSON(label="Data set")
+    return w, show_rays, preview_btn, sheet, cams_plot, data_info
+
+
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    preset_default = default_preset(ctx.device)
+    with gr.Accordion("Lesson: rays, the volume rendering equation, voxel grids", open=False):
+        gr.Markdown(LESSON, latex_delimiters=LATEX)
+    w, show_rays, preview_btn, sheet, cams_plot, data_info = data_section(preset_default)
 
     gr.Markdown("### 2. Fit the voxel grid")
     with gr.Row():
