@@ -9,9 +9,11 @@ TABS: tuple[tuple[str, str], ...] = (
     ("about", "About"),
     ("inspect", "Inspect"),
     ("shading", "Shading lab"),
-    ("smpl", "SMPL"),
+    ("mesh_fit", "Mesh fitting"),
+    ("pose", "Pose"),
     ("volume", "Volume"),
     ("nerf", "NeRF"),
+    ("smpl", "SMPL"),
     ("runs", "Runs"),
 )
 

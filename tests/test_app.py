@@ -13,7 +13,7 @@ ASSETS = ROOT / "assets"
 REQUIRED_APIS = {
     "inspect", "camera", "batch", "health", "runs_list", "runs_plot", "runs_bundle", "smpl", "smpl_preview", "smplify",
     "render", "render_buffers", "render_compare", "rotations", "turntable", "shading_fit", "shading_points",
-    "multiview", "volume", "nerf", "nerf_render",
+    "multiview", "volume", "nerf", "nerf_render", "mesh_fit", "mesh_fit_experiments", "pose", "pose_track",
 }  # fmt: skip
 
 
