@@ -3,15 +3,11 @@ quick preset takes to cut the chamfer distance to a tenth of its start, with 2 a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-THREADS = (2, 1)
+from ._common import measure_per_thread_count, print_footer, print_header, print_row
 
 
 def _steps_per_second(level: int, samples: int, target_points: int, steps: int) -> float:
@@ -79,41 +75,18 @@ def measure(threads: int) -> dict:
     }
 
 
-def _child(threads: int) -> dict:
-    code = f"import json; from bench.mesh_fit import measure; print('RESULT ' + json.dumps(measure({threads})))"
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"benchmark child failed: {proc.stderr[-2000:]}")
-
-
 def main() -> None:
-    print(f"CPU cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}", flush=True)
-    results = [_child(n) for n in THREADS]
-    print("| mesh fitting, CPU | " + " | ".join(f"{r['threads']} thread(s)" for r in results) + " |")
-    print("|" + "---|" * (len(results) + 1))
-    print(
-        "| book (level 4, 5,000 samples): steps/s | "
-        + " | ".join(f"{r['book_steps_per_s']:.1f}" for r in results)
-        + " |"
+    results = measure_per_thread_count("mesh_fit")
+    print_header("mesh fitting, CPU", results)
+    print_row("book (level 4, 5,000 samples): steps/s", results, lambda r: f"{r['book_steps_per_s']:.1f}")
+    print_row("quick (level 3, 2,000 samples): steps/s", results, lambda r: f"{r['quick_steps_per_s']:.1f}")
+    print_row(
+        "quick: time to a tenth of the start chamfer (s)", results, lambda r: f"{r['quick']['time_to_tenth_s']:.1f}"
     )
-    print(
-        "| quick (level 3, 2,000 samples): steps/s | "
-        + " | ".join(f"{r['quick_steps_per_s']:.1f}" for r in results)
-        + " |"
+    print_row("quick: whole run, 300 steps (s)", results, lambda r: f"{r['quick']['total_s']:.1f}")
+    print_row(
+        "quick: final chamfer / start, F1@0.05",
+        results,
+        lambda r: f"{r['quick']['chamfer_ratio']:.4f}, {r['quick']['f1@0.05']:.3f}",
     )
-    print(
-        "| quick: time to a tenth of the start chamfer (s) | "
-        + " | ".join(f"{r['quick']['time_to_tenth_s']:.1f}" for r in results)
-        + " |"
-    )
-    print("| quick: whole run, 300 steps (s) | " + " | ".join(f"{r['quick']['total_s']:.1f}" for r in results) + " |")
-    print(
-        "| quick: final chamfer / start, F1@0.05 | "
-        + " | ".join(f"{r['quick']['chamfer_ratio']:.4f}, {r['quick']['f1@0.05']:.3f}" for r in results)
-        + " |"
-    )
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
-    print(json.dumps(results))
+    print_footer(results)

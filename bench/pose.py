@@ -3,15 +3,11 @@ preset takes to land within 5° from a 30° start (plus the quick tracking run),
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-THREADS = (2, 1)
+from ._common import measure_per_thread_count, print_footer, print_header, print_row
 
 
 def _steps_per_second(size: int, k: int, detail: int, backend: str, steps: int) -> float:
@@ -82,19 +78,8 @@ def measure(threads: int) -> dict:
     return out
 
 
-def _child(threads: int) -> dict:
-    code = f"import json; from bench.pose import measure; print('RESULT ' + json.dumps(measure({threads})))"
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"benchmark child failed: {proc.stderr[-2000:]}")
-
-
 def main() -> None:
-    print(f"CPU cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}", flush=True)
-    results = [_child(n) for n in THREADS]
+    results = measure_per_thread_count("pose")
     rows = [
         ("book 256 px, K=100, PyTorch3D rasteriser (torch fragments on the CPU)", "book_pytorch3d_steps_per_s"),
         ("book 256 px, K=100, torch rasteriser", "book_torch_steps_per_s"),
@@ -102,30 +87,19 @@ def main() -> None:
         ("quick 128 px, K=16, torch rasteriser", "quick128_torch_steps_per_s"),
         ("quick 128 px, K=16, PyTorch3D rasteriser (torch fragments on the CPU)", "quick128_pytorch3d_steps_per_s"),
     ]
-    header = "| pose, CPU | " + " | ".join(f"{r['threads']} thread(s)" for r in results) + " |"
-    print(header)
-    print("|" + "---|" * (len(results) + 1))
+    print_header("pose, CPU", results)
     for label, key in rows:
-        print(f"| {label}: steps/s | " + " | ".join(f"{r[key]:.2f}" for r in results) + " |")
+        print_row(f"{label}: steps/s", results, lambda r, key=key: f"{r[key]:.2f}")
     for label, key in (
         ("pose quick: time to within 5° of a 30° start", "time_to_5deg_s"),
         ("pose quick: whole run", "total_s"),
     ):
-        print(f"| {label} (s) | " + " | ".join(f"{r['pose_quick'][key]:.1f}" for r in results) + " |")
-    print(
-        "| pose quick: final error (°) / steps | "
-        + " | ".join(f"{r['pose_quick']['error_deg']:.2f} / {r['pose_quick']['steps']:.0f}" for r in results)
-        + " |"
+        print_row(f"{label} (s)", results, lambda r, key=key: f"{r['pose_quick'][key]:.1f}")
+    print_row(
+        "pose quick: final error (°) / steps",
+        results,
+        lambda r: f"{r['pose_quick']['error_deg']:.2f} / {r['pose_quick']['steps']:.0f}",
     )
-    print(
-        "| tracking quick (24 frames): whole run (s) | "
-        + " | ".join(f"{r['track_quick']['total_s']:.1f}" for r in results)
-        + " |"
-    )
-    print(
-        "| tracking quick: max error (°) | "
-        + " | ".join(f"{r['track_quick']['max_error_deg']:.2f}" for r in results)
-        + " |"
-    )
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
-    print(json.dumps(results))
+    print_row("tracking quick (24 frames): whole run (s)", results, lambda r: f"{r['track_quick']['total_s']:.1f}")
+    print_row("tracking quick: max error (°)", results, lambda r: f"{r['track_quick']['max_error_deg']:.2f}")
+    print_footer(results)

@@ -710,7 +710,43 @@ def write_videos(
 
 
 @dataclass(frozen=True)
-class Config:
+class PoseOptimSettings:
+    """The camera-fitting settings shared by pose and pose-track; each Config adds its own step budget."""
+
+    loss: str = "silhouette"
+    """silhouette (soft silhouette shader), rgb (soft Phong), or both."""
+    w_silhouette: float = 1.0
+    """Weight of the silhouette loss: mean squared difference between the soft silhouette and the target mask."""
+    w_rgb: float = 1.0
+    """Weight of the RGB loss: mean squared difference between the soft Phong render and the target image."""
+    image_sizes: tuple[int, ...] = (256,)
+    """Render sizes in px, used in turn (coarse to fine) in each fit (each frame, when tracking); each stage gets an
+    equal share of the steps."""
+    faces_per_pixel: int = 100
+    """Faces blended per pixel by the soft rasteriser."""
+    sigma: float = 1e-4
+    """Soft edge width in squared NDC units (blur radius = log(1/1e-4 − 1)·sigma, where the edge fades to 1e-4)."""
+    gamma: float = 1e-4
+    """Depth sharpness of the soft Phong blend (smaller: the nearest face dominates)."""
+    lr: float = 0.05
+    """Adam learning rate on the camera centre (tracking starts a fresh optimiser each frame)."""
+    patience: int = 0
+    """Stopping rule: end a stage (at the last size: the fit, or the frame when tracking) after this many steps
+    without improvement; 0 = off."""
+    min_improvement: float = 0.01
+    """What counts as an improvement for patience: the loss falls by this fraction of its best value."""
+    stop_iou: float = 0.0
+    """Stopping rule: end the fit (the frame, when tracking) once the silhouette IoU at the last size reaches this;
+    0 = off."""
+    rasterizer: str = "auto"
+    """torch (the batched soft rasteriser of pipelines/pose.py), pytorch3d (MeshRasterizer; on the CPU with its
+    fragments recomputed in torch for correct gradients), or auto (pytorch3d on CUDA, torch elsewhere)."""
+    videos: tuple[str, ...] = ("gif", "mp4")
+    """Videos to write (of the optimisation, or of the tracked sequence): gif, mp4."""
+
+
+@dataclass(frozen=True)
+class Config(PoseOptimSettings):
     mesh_files: tuple[str, ...] = ()
     """The mesh to pose: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the procedural toy cow."""
     mesh_detail: int = 2
@@ -726,35 +762,8 @@ class Config:
     uploaded image: (2.7, 0, 0))."""
     start_offset_deg: float = 30.0
     """How far the start camera is turned from the hidden pose (about a random axis, seeded), when start_pose is empty."""
-    loss: str = "silhouette"
-    """silhouette (soft silhouette shader), rgb (soft Phong), or both."""
-    w_silhouette: float = 1.0
-    """Weight of the silhouette loss: mean squared difference between the soft silhouette and the target mask."""
-    w_rgb: float = 1.0
-    """Weight of the RGB loss: mean squared difference between the soft Phong render and the target image."""
-    image_sizes: tuple[int, ...] = (256,)
-    """Render sizes in px, used in turn (coarse to fine); each stage gets an equal share of the steps."""
-    faces_per_pixel: int = 100
-    """Faces blended per pixel by the soft rasteriser."""
-    sigma: float = 1e-4
-    """Soft edge width in squared NDC units (blur radius = log(1/1e-4 − 1)·sigma, where the edge fades to 1e-4)."""
-    gamma: float = 1e-4
-    """Depth sharpness of the soft Phong blend (smaller: the nearest face dominates)."""
-    lr: float = 0.05
-    """Adam learning rate on the camera centre."""
     steps: int = 200
     """Most optimisation steps in all."""
-    patience: int = 0
-    """Stopping rule: end a stage (the run, at the last size) after this many steps without improvement; 0 = off."""
-    min_improvement: float = 0.01
-    """What counts as an improvement for patience: the loss falls by this fraction of its best value."""
-    stop_iou: float = 0.0
-    """Stopping rule: end once the silhouette IoU at the last size reaches this; 0 = off."""
-    rasterizer: str = "auto"
-    """torch (this module's batched soft rasteriser), pytorch3d (MeshRasterizer; on the CPU with its fragments
-    recomputed in torch for correct gradients), or auto (pytorch3d on CUDA, torch elsewhere)."""
-    videos: tuple[str, ...] = ("gif", "mp4")
-    """Videos of the optimisation to write: gif, mp4."""
     video_frames: int = 60
     """Most frames in the videos (steps are sampled evenly)."""
     device: str = "auto"
@@ -790,15 +799,15 @@ class Config:
         )
 
 
-def validate(cfg: Config) -> None:
-    """Raise ValueError with one sentence for settings that cannot work."""
+def validate_optim(cfg: PoseOptimSettings, steps: int) -> None:
+    """Raise ValueError with one sentence for fitting settings that cannot work (pose and pose-track)."""
     if cfg.loss not in LOSSES:
         raise ValueError(f"Unknown loss {cfg.loss!r}: choose silhouette, rgb or both.")
     if cfg.rasterizer not in RASTERIZERS:
         raise ValueError(f"Unknown rasterizer {cfg.rasterizer!r}: choose auto, torch or pytorch3d.")
     if not cfg.image_sizes or any(not 16 <= s <= 1024 for s in cfg.image_sizes):
         raise ValueError("Image sizes must be between 16 and 1024 px (at least one).")
-    if cfg.steps < 1 or cfg.faces_per_pixel < 1:
+    if steps < 1 or cfg.faces_per_pixel < 1:
         raise ValueError("Steps and faces per pixel must be at least 1.")
     if not (cfg.lr > 0 and cfg.sigma > 0 and cfg.gamma > 0):
         raise ValueError("The learning rate, sigma and gamma must be positive.")
@@ -808,23 +817,28 @@ def validate(cfg: Config) -> None:
         cfg.loss == "rgb" and cfg.w_rgb == 0
     ):
         raise ValueError("The chosen loss has weight 0, so nothing would move: give it a positive weight.")
+    unknown = sorted(set(cfg.videos) - set(VIDEO_FORMATS))
+    if unknown:
+        raise ValueError(f"Unknown video format {unknown[0]!r}: choose gif or mp4.")
+
+
+def validate(cfg: Config) -> None:
+    """Raise ValueError with one sentence for settings that cannot work."""
+    validate_optim(cfg, cfg.steps)
     if len(cfg.true_pose) != 3 or cfg.true_pose[0] <= 0:
         raise ValueError("The hidden pose must be (distance > 0, elevation°, azimuth°).")
     if cfg.start_pose and (len(cfg.start_pose) != 3 or cfg.start_pose[0] <= 0):
         raise ValueError("The start pose must be (distance > 0, elevation°, azimuth°), or empty.")
     if bool(cfg.target_image) != bool(cfg.target_mask):
         raise ValueError("An uploaded target needs both an image and its mask.")
-    unknown = sorted(set(cfg.videos) - set(VIDEO_FORMATS))
-    if unknown:
-        raise ValueError(f"Unknown video format {unknown[0]!r}: choose gif or mp4.")
 
 
 def backend_for(name: str, device: torch.device) -> str:
     return ("pytorch3d" if device.type == "cuda" else "torch") if name == "auto" else name
 
 
-def fit_options(cfg: Any, device: torch.device, steps: int | None = None) -> FitOptions:
-    """FitOptions from any Config with the pose fields (pose and pose-track share them)."""
+def fit_options(cfg: PoseOptimSettings, device: torch.device, steps: int) -> FitOptions:
+    """FitOptions from the shared fitting settings and a step budget (a pose run's, or one tracked frame's)."""
     return FitOptions(
         image_sizes=tuple(int(s) for s in cfg.image_sizes),
         faces_per_pixel=cfg.faces_per_pixel,
@@ -834,7 +848,7 @@ def fit_options(cfg: Any, device: torch.device, steps: int | None = None) -> Fit
         w_silhouette=cfg.w_silhouette,
         w_rgb=cfg.w_rgb,
         lr=cfg.lr,
-        steps=cfg.steps if steps is None else steps,
+        steps=steps,
         patience=cfg.patience,
         min_improvement=cfg.min_improvement,
         stop_iou=cfg.stop_iou,
@@ -875,7 +889,7 @@ def run(cfg: Config) -> Iterator[Event]:
     t_start = time.perf_counter()
     mesh, warnings = load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device)
     scene = Scene(mesh, device)
-    opts = fit_options(cfg, device)
+    opts = fit_options(cfg, device, cfg.steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     truth: torch.Tensor | None = None
     if cfg.target_image:

@@ -48,7 +48,7 @@ def path_poses(
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(pose.PoseOptimSettings):
     mesh_files: tuple[str, ...] = ()
     """The mesh to track: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the procedural toy cow."""
     mesh_detail: int = 2
@@ -64,37 +64,10 @@ class Config:
     first_offset_deg: float = 10.0
     """The first frame starts this far from its truth (a rough initial detection); later frames start from the last
     estimate."""
-    loss: str = "silhouette"
-    """silhouette (soft silhouette shader), rgb (soft Phong), or both."""
-    w_silhouette: float = 1.0
-    """Weight of the silhouette loss (mean squared difference to the target silhouette)."""
-    w_rgb: float = 1.0
-    """Weight of the RGB loss (mean squared difference to the target render)."""
-    image_sizes: tuple[int, ...] = (256,)
-    """Render sizes in px used in turn (coarse to fine) within each frame."""
-    faces_per_pixel: int = 100
-    """Faces blended per pixel by the soft rasteriser."""
-    sigma: float = 1e-4
-    """Soft edge width in squared NDC units (blur radius = log(1/1e-4 − 1)·sigma)."""
-    gamma: float = 1e-4
-    """Depth sharpness of the soft Phong blend."""
-    lr: float = 0.05
-    """Adam learning rate on the camera centre (a fresh optimiser each frame)."""
     steps_per_frame: int = 60
     """Most optimisation steps per frame."""
-    patience: int = 0
-    """End a frame after this many steps without improvement; 0 = off."""
-    min_improvement: float = 0.01
-    """What counts as an improvement for patience: the loss falls by this fraction of its best value."""
-    stop_iou: float = 0.0
-    """End a frame once the silhouette IoU at the last size reaches this; 0 = off."""
     bound_deg: float = 5.0
     """The error bound reported: how many frames stay within it."""
-    rasterizer: str = "auto"
-    """torch (batched soft rasteriser of pipelines/pose.py), pytorch3d (MeshRasterizer; on the CPU with its fragments
-    recomputed in torch for correct gradients), or auto (pytorch3d on CUDA, torch elsewhere)."""
-    videos: tuple[str, ...] = ("gif", "mp4")
-    """Videos of the tracked sequence to write: gif, mp4."""
     device: str = "auto"
     """auto, cpu or cuda[:N]."""
     seed: int = 0
@@ -131,34 +104,13 @@ class Config:
 
 
 def validate(cfg: Config) -> None:
-    pose.validate(_as_pose_config(cfg))
+    pose.validate_optim(cfg, cfg.steps_per_frame)
     if cfg.path not in PATHS:
         raise ValueError(f"Unknown path {cfg.path!r}: choose {', '.join(PATHS)}.")
     if not 2 <= cfg.frames <= 1000:
         raise ValueError("The sequence needs between 2 and 1000 frames.")
-    if cfg.steps_per_frame < 1:
-        raise ValueError("Steps per frame must be at least 1.")
     if len(cfg.first_pose) != 3 or cfg.first_pose[0] <= 0:
         raise ValueError("The first pose must be (distance > 0, elevation°, azimuth°).")
-
-
-def _as_pose_config(cfg: Config) -> pose.Config:
-    return pose.Config(
-        loss=cfg.loss,
-        w_silhouette=cfg.w_silhouette,
-        w_rgb=cfg.w_rgb,
-        image_sizes=cfg.image_sizes,
-        faces_per_pixel=cfg.faces_per_pixel,
-        sigma=cfg.sigma,
-        gamma=cfg.gamma,
-        lr=cfg.lr,
-        steps=cfg.steps_per_frame,
-        patience=cfg.patience,
-        min_improvement=cfg.min_improvement,
-        stop_iou=cfg.stop_iou,
-        rasterizer=cfg.rasterizer,
-        videos=cfg.videos,
-    )
 
 
 def trajectory_figure(rows: list[dict[str, Any]], bound_deg: float) -> Any:
@@ -228,7 +180,7 @@ def run(cfg: Config) -> Iterator[Event]:
     t_start = time.perf_counter()
     mesh, warnings = pose.load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device)
     scene = pose.Scene(mesh, device)
-    opts = pose.fit_options(_as_pose_config(cfg), device)
+    opts = pose.fit_options(cfg, device, cfg.steps_per_frame)
     truths = [pose.spherical_to_position(*p) for p in path_poses(cfg.path, cfg.frames, cfg.first_pose, cfg.step_deg)]
     estimate = pose.turn(truths[0], cfg.first_offset_deg, torch.Generator().manual_seed(cfg.seed))
     rows: list[dict[str, Any]] = []

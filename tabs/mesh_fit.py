@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import gradio as gr
@@ -50,14 +51,15 @@ points within τ of the mesh, $F_1 = 2PR/(P+R)$. The mesh you download is mapped
 """
 
 
-def _paths(files: Any) -> tuple[str, ...]:
+def upload_paths(files: Any) -> tuple[str, ...]:
+    """The paths of a gr.File's uploads (one file, a list, or dicts with a path), in order."""
     if not files:
         return ()
     items = files if isinstance(files, list) else [files]
     return tuple(str(getattr(f, "name", f) if not isinstance(f, dict) else f.get("path")) for f in items)
 
 
-def _number(value: Any, name: str, low: float, high: float) -> float | None:
+def bounded_number(value: Any, name: str, low: float, high: float) -> float | None:
     """A user number checked against [low, high]; None when left empty."""
     if value is None or value == "":
         return None
@@ -68,6 +70,17 @@ def _number(value: Any, name: str, low: float, high: float) -> float | None:
     if not math.isfinite(number) or not low <= number <= high:
         raise gr.Error(f"{name} must be between {low:g} and {high:g}.")
     return number
+
+
+def number_overrides(rows: Iterable[tuple[Any, str, str, float, float]], whole: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Config overrides from number boxes, given as (value, field, label, low, high) rows checked in turn (gr.Error).
+    Empty boxes are left out; the fields named in `whole` become ints."""
+    changes: dict[str, Any] = {}
+    for value, field, label, low, high in rows:
+        number = bounded_number(value, label, low, high)
+        if number is not None:
+            changes[field] = int(number) if field in whole else number
+    return changes
 
 
 def histories_figure(histories: dict[str, dict[str, list[float]]]) -> Any:
@@ -154,14 +167,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         cfg = make_preset(mesh_fit.Config, pre or preset_default)
         changes: dict[str, Any] = {
             "target": name,
-            "target_files": _paths(file_list),
-            "noise_std": _number(sd, "Noise", 0.0, 0.5) or 0.0,
-            "outlier_fraction": _number(out, "The outlier share", 0.0, 0.9) or 0.0,
+            "target_files": upload_paths(file_list),
+            "noise_std": bounded_number(sd, "Noise", 0.0, 0.5) or 0.0,
+            "outlier_fraction": bounded_number(out, "The outlier share", 0.0, 0.9) or 0.0,
             "laplacian": lap,
             "device": str(ctx.device),
             "max_upload_mb": ctx.max_upload_mb,
         }
-        for value, field, label, low, high in (
+        rows = (
             (lvl, "ico_level", "The ico-sphere level", 0, 6),
             (n_steps, "steps", "Steps", 1, 20000),
             (rate, "lr", "The learning rate", 1e-6, 100.0),
@@ -170,10 +183,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             (we, "w_edge", "w edge", 0.0, 1e4),
             (wn, "w_normal", "w normal", 0.0, 1e4),
             (wl, "w_laplacian", "w Laplacian", 0.0, 1e4),
-        ):
-            number = _number(value, label, low, high)
-            if number is not None:
-                changes[field] = int(number) if field in ("ico_level", "steps") else number
+        )
+        changes.update(number_overrides(rows, whole=("ico_level", "steps")))
         return dataclasses.replace(cfg, **changes)
 
     # The fitted GLB reaches the viewer through a chained event: a streaming event leaves a Model3D empty in Gradio

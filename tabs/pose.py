@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
+from .mesh_fit import bounded_number, number_overrides, upload_paths
 from .stream import run_panel, stop_button, stream
 
 LESSON = r"""
@@ -52,25 +52,6 @@ per-frame error is tracked against a bound.
 """
 
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-
-
-def _paths(files: Any) -> tuple[str, ...]:
-    if not files:
-        return ()
-    items = files if isinstance(files, list) else [files]
-    return tuple(str(getattr(f, "name", f) if not isinstance(f, dict) else f.get("path")) for f in items)
-
-
-def _number(value: Any, name: str, low: float, high: float) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number.") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise gr.Error(f"{name} must be between {low:g} and {high:g}.")
-    return number
 
 
 def _sizes(text: str) -> tuple[int, ...] | None:
@@ -120,15 +101,13 @@ def _common(cfg: Any, pre_sizes: str, k: Any, rate: Any, patience: Any, stop_iou
     sizes = _sizes(pre_sizes)
     if sizes:
         changes["image_sizes"] = sizes
-    for value, field, label, low, high in (
+    rows = (
         (k, "faces_per_pixel", "Faces per pixel", 1, 200),
         (rate, "lr", "The learning rate", 1e-6, 10.0),
         (patience, "patience", "Patience", 0, 10000),
         (stop_iou, "stop_iou", "The stop IoU", 0.0, 1.0),
-    ):
-        number = _number(value, label, low, high)
-        if number is not None:
-            changes[field] = int(number) if field in ("faces_per_pixel", "patience") else number
+    )
+    changes.update(number_overrides(rows, whole=("faces_per_pixel", "patience")))
     return changes
 
 
@@ -233,21 +212,19 @@ def _single(ctx: AppContext, mesh_files: gr.File, preset_default: str) -> None:
         """/pose: streams the optimisation; the pose, its error and the videos at the end."""
         cfg = make_preset(pose.Config, pre or preset_default)
         changes = _common(cfg, sz, kk, lr_, pat, iou, loss_name)
-        changes.update(mesh_files=_paths(files), device=str(ctx.device))
-        number = _number(n_steps, "Steps", 1, 5000)
-        if number is not None:
-            changes["steps"] = int(number)
-        start = (_number(sd, "The start distance", 0.5, 20.0) or 2.7, float(se or 0), float(sa or 0))
+        changes.update(mesh_files=upload_paths(files), device=str(ctx.device))
+        changes.update(number_overrides([(n_steps, "steps", "Steps", 1, 5000)], whole=("steps",)))
+        start = (bounded_number(sd, "The start distance", 0.5, 20.0) or 2.7, float(se or 0), float(sa or 0))
         if src == "uploaded image":
             changes["target_image"], changes["target_mask"] = _save_target(ctx, request, img, msk)
             changes["start_pose"] = start
         else:
             changes["true_pose"] = (
-                _number(td, "The hidden distance", 0.5, 20.0) or 2.7,
+                bounded_number(td, "The hidden distance", 0.5, 20.0) or 2.7,
                 float(te or 0),
                 float(ta or 0),
             )
-            changes["start_offset_deg"] = _number(off, "The start offset", 0.0, 180.0) or 0.0
+            changes["start_offset_deg"] = bounded_number(off, "The start offset", 0.0, 180.0) or 0.0
             if use_start:
                 changes["start_pose"] = start
         cfg = dataclasses.replace(cfg, **changes)
@@ -317,16 +294,14 @@ def _tracking(ctx: AppContext, mesh_files: gr.File, preset_default: str) -> None
             raise gr.Error(f"Pick a path: {', '.join(pose_track.PATHS)}.")
         cfg = make_preset(pose_track.Config, pre or preset_default)
         changes = _common(cfg, sz, None, None, None, None, loss_name)
-        changes.update(mesh_files=_paths(files), path=path_name, device=str(ctx.device))
-        for value, field, label, low, high in (
+        changes.update(mesh_files=upload_paths(files), path=path_name, device=str(ctx.device))
+        rows = (
             (n_frames, "frames", "Frames", 2, 1000),
             (per_frame, "step_deg", "Motion per frame", 0.0, 45.0),
             (bound_deg, "bound_deg", "The error bound", 0.0, 180.0),
             (n_steps, "steps_per_frame", "Steps per frame", 1, 2000),
-        ):
-            number = _number(value, label, low, high)
-            if number is not None:
-                changes[field] = int(number) if field in ("frames", "steps_per_frame") else number
+        )
+        changes.update(number_overrides(rows, whole=("frames", "steps_per_frame")))
         cfg = dataclasses.replace(cfg, **changes)
 
         def on_done(done) -> dict:

@@ -13,15 +13,6 @@ from pipelines import mesh_fit, metrics
 from pipelines.events import Done, Preview
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """These optimisations are small; on a shared, oversubscribed CPU two OpenMP threads mostly wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run_to_done(cfg) -> tuple[Done, list]:
     events = list(mesh_fit.run(cfg))
     assert isinstance(events[-1], Done)

@@ -16,15 +16,6 @@ from pipelines.events import Done
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """These optimisations are small; on a shared, oversubscribed CPU two OpenMP threads mostly wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _ellipsoid(device: torch.device):
     from pytorch3d.structures import Meshes
     from pytorch3d.utils import ico_sphere
