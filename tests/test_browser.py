@@ -65,22 +65,56 @@ def test_inspect_upload_shows_mesh(page, artifacts_dir):
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Inspect", exact=True).click()
     page.wait_for_selector(".studio-progress[data-state=done]", timeout=120_000)
-    canvas = page.locator("#inspect-model3d canvas").first
-    canvas.wait_for(state="visible", timeout=60_000)
-    page.wait_for_timeout(2500)  # let the viewer load the GLB and draw
-    box = canvas.bounding_box()
-    assert box and box["width"] > 100 and box["height"] > 100
-    shot = artifacts_dir / "inspect-model3d.png"
-    canvas.screenshot(path=str(shot))
+    assert _canvas_shows_mesh(page, "#inspect-model3d", artifacts_dir / "inspect-model3d.png") > 0.02, (
+        "the Model3D canvas shows no mesh"
+    )
     page.screenshot(path=str(artifacts_dir / "inspect.png"), full_page=True)
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
-    # The viewer's clear colour fills the background; a drawn mesh adds many other colours.
-    background = np.array([237, 237, 242])
-    differs = np.abs(pixels - background).sum(axis=1) > 30
-    assert differs.mean() > 0.02, "the Model3D canvas shows no mesh"
     assert (
         "No warnings" in page.locator("#inspect-warnings").inner_text()
         or page.locator("#inspect-warnings").is_visible()
     )
+
+
+def _canvas_shows_mesh(page, selector: str, shot: Path) -> float:
+    """Fraction of the Model3D canvas that differs from the viewer's clear colour (a drawn mesh adds colours)."""
+    from PIL import Image
+
+    canvas = page.locator(f"{selector} canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    page.wait_for_timeout(2500)  # let the viewer load the GLB and draw
+    canvas.screenshot(path=str(shot))
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+    return float((np.abs(pixels - np.array([237, 237, 242])).sum(axis=1) > 30).mean())
+
+
+def test_mesh_fitting_streams_and_shows_the_fitted_mesh(page, artifacts_dir):
+    open_tab(page, "Mesh fitting")
+    tab = page.locator("#tab-mesh_fit")
+    tab.get_by_label("tiny").check()
+    tab.get_by_role("button", name="Fit", exact=True).click()
+    tab.locator(".studio-progress[data-state=done]").wait_for(timeout=120_000)
+    assert "chamfer" in tab.inner_text().lower()
+    assert _canvas_shows_mesh(page, "#mesh-fit-model3d", artifacts_dir / "mesh-fit-model3d.png") > 0.02
+    page.screenshot(path=str(artifacts_dir / "mesh-fit.png"), full_page=True)
+
+
+def test_pose_estimate_runs_in_the_page(page, artifacts_dir):
+    open_tab(page, "Pose")
+    tab = page.locator("#tab-pose")
+    tab.get_by_label("tiny").first.check()
+    tab.get_by_role("button", name="Estimate the pose", exact=True).click()
+    tab.locator(".studio-progress[data-state=done]").first.wait_for(timeout=120_000)
+    assert "error" in tab.inner_text().lower()
+    page.screenshot(path=str(artifacts_dir / "pose.png"), full_page=True)
+
+
+def test_volume_training_streams_and_shows_the_mesh(page, artifacts_dir):
+    open_tab(page, "Volume")
+    tab = page.locator("#tab-volume")
+    tab.get_by_label("tiny").first.check()
+    tab.get_by_role("button", name="Train", exact=True).click()
+    tab.locator(".studio-progress[data-state=done]").wait_for(timeout=180_000)
+    assert "psnr_heldout" in tab.inner_text()
+    assert _canvas_shows_mesh(page, "#volume-model3d", artifacts_dir / "volume-model3d.png") > 0.02
+    assert tab.locator("video").count() >= 1
+    page.screenshot(path=str(artifacts_dir / "volume.png"), full_page=True)
