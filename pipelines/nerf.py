@@ -25,7 +25,7 @@ MAX_POINTS_PER_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
-class Config(multiview.DataConfig):
+class Config(ray_training.RayTrainConfig):
     field: str = "mlp"
     """Radiance field: mlp (the book's harmonic-embedding MLP) or grid (multi-resolution feature grids with a small MLP head: fast on a CPU)."""
     n_harmonics: int = 60
@@ -42,48 +42,17 @@ class Config(multiview.DataConfig):
     """Grid field: features per voxel in each grid."""
     grid_hidden: int = 32
     """Grid field: width of the MLP head."""
-    rays_per_image: int = 750
-    """Monte Carlo rays per training view per step."""
-    n_pts_per_ray: int = 128
-    """Samples per ray, evenly from min_depth to max_depth."""
-    min_depth: float = 0.1
-    """Depth of the first sample along each ray (view-space z)."""
-    max_depth: float = 3.0
-    """Depth of the last sample along each ray."""
-    bound_radius: float = 0.0
-    """0 samples whole rays (the book). R > 0: density is zero outside a sphere of radius R, and only rays and samples inside it are evaluated (the same image, cheaper)."""
     stratified: bool = False
     """Jitter training samples within +-half a spacing (stratified sampling); renders always use the even samples."""
-    batch_cameras: int = 6
-    """Training views per step."""
-    steps: int = 3000
-    """Optimisation steps."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    lr_drop_at: float = 0.75
-    """Fraction of the steps after which the learning rate drops tenfold."""
-    w_color: float = 1.0
-    """Weight of the Huber colour loss."""
-    w_silhouette: float = 1.0
-    """Weight of the Huber silhouette loss (rendered opacity against the mask)."""
-    chunk_rays: int = 6000
-    """Rays per forward chunk when training and when rendering full images (memory; Stop is checked between)."""
-    eval_every: int = 250
-    """Steps between held-out evaluations (PSNR curve and live preview)."""
     eval_views: int = 0
     """Held-out views rendered at intermediate evaluations (0 = all); the final evaluation uses all."""
-    orbit_frames: int = 36
-    """Frames of the orbit video."""
     mesh_resolution: int = 96
     """Marching-cubes grid per side over the bound (or the unit sphere's box)."""
+    steps: int = 3000
+    chunk_rays: int = 6000
+    eval_every: int = 250
     mesh_level: float = 0.2
     """Per-sample opacity 1 - exp(-sigma) at which marching cubes draws the surface."""
-    device: str = "auto"
-    """auto (CUDA when present), cpu, or cuda[:N]. Under torchrun each rank uses its local GPU."""
-    seed: int = 0
-    """Seeds the field's initial weights and the choice of views, rays and jitter."""
-    out_dir: Path | None = None
-    """Where the checkpoint, video, mesh and pictures go (the app and CLI set one per run)."""
 
     @classmethod
     def quick(cls) -> Config:

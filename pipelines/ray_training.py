@@ -19,6 +19,51 @@ import torch
 from . import ddp, multiview, raymarching
 from .events import Done, Event, Preview, Progress, to_uint8
 
+
+@dataclass(frozen=True)
+class RayTrainConfig(multiview.DataConfig):
+    """The settings every ray-trained pipeline has (the data's are inherited); each pipeline sets its defaults."""
+
+    n_pts_per_ray: int = 128
+    """Samples per ray, evenly from min_depth to max_depth."""
+    min_depth: float = 0.1
+    """Depth of the first sample along each ray (view-space z)."""
+    max_depth: float = 3.0
+    """Depth of the last sample along each ray."""
+    bound_radius: float = 0.0
+    """0 samples whole rays (the book). R > 0: density is zero outside a sphere of radius R, and only rays and
+    samples inside it are evaluated (the same image at a fraction of the cost)."""
+    batch_cameras: int = 6
+    """Training views per optimisation step."""
+    rays_per_image: int = 750
+    """Random pixels (rays) per training view per step; 0 takes every pixel."""
+    steps: int = 300
+    """Optimisation steps."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    lr_drop_at: float = 0.75
+    """Fraction of the steps after which the learning rate drops tenfold."""
+    w_color: float = 1.0
+    """Weight of the Huber colour loss."""
+    w_silhouette: float = 1.0
+    """Weight of the Huber silhouette loss (rendered opacity against the mask)."""
+    chunk_rays: int = 8192
+    """Rays per forward/backward chunk, in training and when rendering full images: bounds memory, and Stop is
+    checked between chunks."""
+    eval_every: int = 50
+    """Steps between held-out evaluations (PSNR curve and live preview)."""
+    orbit_frames: int = 36
+    """Frames of the orbit video."""
+    mesh_level: float = 0.1
+    """Per-sample opacity (0-1) at which marching cubes draws the surface; empty space fits to 0."""
+    device: str = "auto"
+    """auto (CUDA when present), cpu, or cuda[:N]. Under torchrun each rank uses its local GPU."""
+    seed: int = 0
+    """Seeds the choice of training views and rays (and, for a network, its initial weights)."""
+    out_dir: Path | None = None
+    """Where the video, mesh, pictures and model files go (the app and CLI set one per run)."""
+
+
 RenderFn = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]  # bundle -> (rgb (1, M, 3), alpha (1, M))
 
 

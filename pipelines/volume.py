@@ -21,50 +21,21 @@ MAX_POINTS_PER_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
-class Config(multiview.DataConfig):
+class Config(ray_training.RayTrainConfig):
     grid_size: int = 128
     """Voxels per side of the density and colour grids (the book: 128)."""
     extent: float = 3.0
     """Side of the cubic grid in world units, centred on the object (which fits in the unit sphere)."""
-    n_pts_per_ray: int = 150
-    """Samples along each ray of the NDCMultinomialRaysampler (the book: 150)."""
-    min_depth: float = 0.1
-    """Depth of the first sample along each ray (view-space z)."""
-    max_depth: float = 3.0
-    """Depth of the last sample along each ray."""
-    bound_radius: float = 0.0
-    """0 samples whole rays (the book). R > 0: the grid is empty outside a sphere of radius R (minus a voxel
-    diagonal), and only rays and samples inside the sphere are evaluated - the same image at a fraction of the cost."""
-    batch_cameras: int = 10
-    """Training views per optimisation step."""
-    rays_per_image: int = 0
-    """Random pixels per view per step; 0 renders every pixel (the book)."""
-    steps: int = 300
-    """Optimisation steps."""
-    lr: float = 0.1
-    """Adam learning rate (on the grids' logits)."""
-    lr_drop_at: float = 0.75
-    """Fraction of the steps after which the learning rate drops tenfold."""
-    w_color: float = 1.0
-    """Weight of the Huber colour loss."""
-    w_silhouette: float = 1.0
-    """Weight of the Huber silhouette loss (rendered opacity against the mask)."""
     init_log_density: float = -4.0
     """Initial density logit of every voxel (sigmoid(-4) = 0.018 per sample: a faint fog)."""
+    n_pts_per_ray: int = 150
+    """Samples along each ray of the NDCMultinomialRaysampler (the book: 150)."""
+    batch_cameras: int = 10
+    rays_per_image: int = 0
+    """Random pixels per view per step; 0 renders every pixel (the book)."""
+    lr: float = 0.1
+    """Adam learning rate (on the grids' logits)."""
     chunk_rays: int = 16384
-    """Rays per forward/backward chunk: bounds memory, and Stop is checked between chunks."""
-    eval_every: int = 50
-    """Steps between held-out evaluations (PSNR and the live preview)."""
-    orbit_frames: int = 36
-    """Frames of the orbit video around the fitted volume."""
-    mesh_level: float = 0.1
-    """Density (per-sample opacity, 0-1) at which marching cubes draws the surface; empty space fits to 0."""
-    device: str = "auto"
-    """auto (CUDA when present), cpu, or cuda[:N]. Under torchrun each rank uses its local GPU."""
-    seed: int = 0
-    """Seeds the choice of training views and rays."""
-    out_dir: Path | None = None
-    """Where the video, grid, mesh and pictures go (the app and CLI set one per run)."""
 
     @classmethod
     def quick(cls) -> Config:
