@@ -81,7 +81,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             azim = gr.Slider(-180, 180, value=30, step=1, label="Azimuth (°)")
             elev = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)")
             dist = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Distance")
-            size = gr.Number(None, label="Image size px (empty: as trained)", precision=0)
+            size = gr.Number(None, label="Image size px (0: as trained)", precision=0)
             render_btn = gr.Button("Render")
         with gr.Column(scale=2):
             rendered = gr.Image(label="Rendered view", interactive=False, height=320)
