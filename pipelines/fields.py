@@ -122,6 +122,8 @@ def make_field(kind: str, args: dict[str, Any]) -> torch.nn.Module:
         )
     if kind == "mlp":
         return HarmonicMLPField(**args)
+    if not 0.0 < float(args.get("bound", 1.1)) <= 10.0:
+        raise ValueError(f"The grid field's bound must be in (0, 10] (got {args.get('bound')}).")
     args = dict(args)
     args["resolutions"] = tuple(int(r) for r in args.get("resolutions", (16, 32, 64)))
     return GridField(**args)

@@ -131,10 +131,7 @@ def check_config(cfg: Config) -> None:
         raise ValueError(
             f"This field would have {n_params / 1e6:.0f}M parameters; the limit is {fields.MAX_PARAMS / 1e6:.0f}M."
         )
-    if not (2 <= cfg.n_pts_per_ray <= 1024):
-        raise ValueError(f"{cfg.n_pts_per_ray} samples per ray is out of range: use 2 to 1024.")
-    if not (0 <= cfg.min_depth < cfg.max_depth) or not math.isfinite(cfg.max_depth):
-        raise ValueError(f"Depths must satisfy 0 <= min_depth < max_depth (got {cfg.min_depth}, {cfg.max_depth}).")
+    ray_training.check_sampling(cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth)
     if cfg.bound_radius < 0 or (0 < cfg.bound_radius < 1.0):
         raise ValueError("bound_radius must be 0 (whole rays) or at least 1 (the object fills the unit sphere).")
     if not (1 <= cfg.steps <= 1_000_000) or cfg.batch_cameras < 1 or cfg.rays_per_image < 1 or cfg.chunk_rays < 1:
@@ -372,6 +369,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
             "distance": float(render["distance"]),
             "fov": float(render["fov"]),
         }
+        # The renderer trusts these: refuse what would allocate absurdly, divide by zero or sample nothing.
+        ray_training.check_sampling(render["n_pts_per_ray"], render["min_depth"], render["max_depth"])
+        if not (render["bound_radius"] == 0 or 1.0 <= render["bound_radius"] <= 10.0):
+            raise ValueError(f"bound_radius {render['bound_radius']} is not 0 or 1-10")
+        if not (0.0 < render["fov"] < 180.0):
+            raise ValueError(f"field of view {render['fov']} is not between 0 and 180 degrees")
+        if not all(math.isfinite(render[k]) for k in ("elevation", "distance")):
+            raise ValueError("the training camera's elevation or distance is not finite")
     except ValueError as err:
         raise ValueError(f"{path.name} cannot be used: {err}") from None
     except Exception as err:  # noqa: BLE001 - missing keys, wrong shapes, wrong types

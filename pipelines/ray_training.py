@@ -8,6 +8,7 @@ how a step is split across DDP ranks, lives here once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,14 @@ class RayTrainConfig(multiview.DataConfig):
     """Seeds the choice of training views and rays (and, for a network, its initial weights)."""
     out_dir: Path | None = None
     """Where the video, mesh, pictures and model files go (the app and CLI set one per run)."""
+
+
+def check_sampling(n_pts_per_ray: int, min_depth: float, max_depth: float) -> None:
+    """Refuse ray-sampling settings that would allocate absurdly or sample nothing (config checks and checkpoints)."""
+    if not (2 <= n_pts_per_ray <= 1024):
+        raise ValueError(f"{n_pts_per_ray} samples per ray is out of range: use 2 to 1024.")
+    if not (0 <= min_depth < max_depth) or not math.isfinite(max_depth):
+        raise ValueError(f"Depths must satisfy 0 <= min_depth < max_depth (got {min_depth}, {max_depth}).")
 
 
 RenderFn = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]  # bundle -> (rgb (1, M, 3), alpha (1, M))

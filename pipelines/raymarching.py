@@ -326,19 +326,13 @@ def side_by_side(target: torch.Tensor, pred: torch.Tensor, min_side: int = 192) 
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 12) -> Path:
-    """An MP4 (H.264 through imageio-ffmpeg) of uint8 (H, W, 3) frames; a GIF next to it if ffmpeg fails."""
-    import imageio.v2 as imageio
+    """An MP4 of uint8 (H, W, 3) frames (`rendering.save_mp4`); a GIF next to it if ffmpeg fails."""
+    from . import rendering
 
-    path = Path(path)
     try:
-        with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=16) as writer:
-            for frame in frames:
-                writer.append_data(frame)
-        return path
+        return rendering.save_mp4(frames, Path(path), fps)
     except Exception:  # noqa: BLE001 - any ffmpeg trouble: fall back to a GIF, which needs no codec
-        gif = path.with_suffix(".gif")
-        imageio.mimsave(gif, frames, duration=1.0 / fps, loop=0)
-        return gif
+        return rendering.save_gif(frames, Path(path).with_suffix(".gif"), fps)
 
 
 def export_mesh(verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor | None, stem: Path) -> dict[str, Path]:

@@ -723,11 +723,11 @@ def colormap(values: torch.Tensor) -> torch.Tensor:
 
 def id_colors(ids: torch.Tensor, background: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
     """A distinct colour per integer id (golden-ratio hues), `background` where id < 0: (...,) -> (..., 3)."""
-    flat = ids.reshape(-1).cpu().numpy()
-    hues = np.mod(np.maximum(flat, 0) * 0.6180339887, 1.0)
-    rgb = np.array([colorsys.hsv_to_rgb(h, 0.65, 0.95) for h in hues], dtype=np.float32).reshape(-1, 3)
-    rgb[flat < 0] = np.asarray(background, dtype=np.float32)
-    return torch.as_tensor(rgb, device=ids.device).reshape(*ids.shape, 3)
+    uniq, inverse = np.unique(ids.reshape(-1).cpu().numpy(), return_inverse=True)  # colour each id once
+    hues = np.mod(np.maximum(uniq, 0) * 0.6180339887, 1.0)
+    palette = np.array([colorsys.hsv_to_rgb(h, 0.65, 0.95) for h in hues], dtype=np.float32).reshape(-1, 3)
+    palette[uniq < 0] = np.asarray(background, dtype=np.float32)
+    return torch.as_tensor(palette[inverse.reshape(-1)], device=ids.device).reshape(*ids.shape, 3)
 
 
 def image_grid(images: Sequence[torch.Tensor], cols: int, pad: int = 2, fill: float = 1.0) -> torch.Tensor:

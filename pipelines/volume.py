@@ -85,10 +85,7 @@ def check_config(cfg: Config) -> None:
             f"Grid size {cfg.grid_size} is out of range: use 4 to {MAX_GRID} voxels per side "
             f"({MAX_GRID}^3 voxels already need about {MAX_GRID**3 * 4 * 4 * 4 / 2**30:.1f} GiB with Adam's state)."
         )
-    if not (2 <= cfg.n_pts_per_ray <= 1024):
-        raise ValueError(f"{cfg.n_pts_per_ray} samples per ray is out of range: use 2 to 1024.")
-    if not (0 <= cfg.min_depth < cfg.max_depth) or not math.isfinite(cfg.max_depth):
-        raise ValueError(f"Depths must satisfy 0 <= min_depth < max_depth (got {cfg.min_depth}, {cfg.max_depth}).")
+    ray_training.check_sampling(cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth)
     if not (0.5 <= cfg.extent <= 20):
         raise ValueError(f"Grid extent {cfg.extent} is out of range: the object fits in the unit sphere; use 0.5-20.")
     if cfg.steps < 1 or cfg.steps > 1_000_000:

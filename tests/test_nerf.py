@@ -96,6 +96,15 @@ def test_corrupt_checkpoints_give_a_clear_error(tiny_run, tmp_path):
     payload = torch.load(events[-1].files["checkpoint"], weights_only=True)
     payload["state_dict"] = {k: v[..., :1] for k, v in payload["state_dict"].items()}
     torch.save(payload, tmp_path / "wrong_shapes.pt")
+    # Well-formed weights with render settings that would allocate absurdly, divide by zero or sample nothing.
+    good_payload = torch.load(events[-1].files["checkpoint"], weights_only=True)
+    for name, change in {
+        "many_samples.pt": {"render": {**good_payload["render"], "n_pts_per_ray": 10**7}},
+        "inverted_depths.pt": {"render": {**good_payload["render"], "min_depth": 3.0, "max_depth": 1.0}},
+        "zero_fov.pt": {"render": {**good_payload["render"], "fov": 0.0}},
+        "zero_bound.pt": {"field_args": {**good_payload["field_args"], "bound": 0.0}},
+    }.items():
+        torch.save({**good_payload, **change}, tmp_path / name)
     # A pickled object that is not plain data: weights_only refuses to build it.
     torch.save(
         {"format": nerf.CHECKPOINT_FORMAT, "object": __import__("pathlib").PurePosixPath("/etc")}, tmp_path / "code.pt"
