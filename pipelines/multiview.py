@@ -14,6 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -335,19 +336,29 @@ def _copy_to(data: MultiviewData, cfg: DataConfig, device: torch.device) -> Mult
     return MultiviewData(**fields)
 
 
-def build_from_mesh(mesh: Meshes, cfg: DataConfig, device: torch.device) -> MultiviewData:
-    """Render the views of an already loaded (normalised) mesh."""
-    return finish(build_from_mesh_steps(mesh, cfg, device))
+def _frame(cfg: DataConfig, device: torch.device) -> tuple[FoVPerspectiveCameras, dict[str, Any]]:
+    """The cameras and the picture-free fields of the data set (cameras, azimuths, held-out split)."""
+    azimuth = view_azimuths(cfg.n_views, cfg.azimuth_range)  # (N,)
+    cams = view_cameras(azimuth, cfg.elevation, cfg.distance, device)
+    train, test = split_indices(cfg.n_views, cfg.holdout_every)
+    return cams, {
+        "R": cams.R,
+        "T": cams.T,
+        "azimuth": azimuth.to(device),
+        "elevation": float(cfg.elevation),
+        "distance": float(cfg.distance),
+        "fov": FOV_DEG,
+        "train_idx": torch.tensor(train, dtype=torch.long, device=device),
+        "test_idx": torch.tensor(test, dtype=torch.long, device=device),
+    }
 
 
 def build_from_mesh_steps(mesh: Meshes, cfg: DataConfig, device: torch.device):
-    """`build_from_mesh` as a generator of progress messages."""
-    check_data_config(cfg)
-    azimuth = view_azimuths(cfg.n_views, cfg.azimuth_range)  # (N,)
-    cams = view_cameras(azimuth, cfg.elevation, cfg.distance, device)
+    """Render the views of an already loaded (normalised) mesh: a generator of progress messages that returns
+    the MultiviewData (the config was checked by the caller)."""
+    cams, frame = _frame(cfg, device)
     per_chunk = max(1, int(4 * (64 / cfg.image_size) ** 2))  # about 16k pixels per rasteriser call
     images, silhouettes = yield from render_views_steps(mesh.to(device), cams, cfg.image_size, per_chunk)
-    train, test = split_indices(cfg.n_views, cfg.holdout_every)
     colors = None
     try:
         from .rendering import texture_to_vertex_colors
@@ -358,14 +369,7 @@ def build_from_mesh_steps(mesh: Meshes, cfg: DataConfig, device: torch.device):
     return MultiviewData(
         images=images,
         silhouettes=silhouettes,
-        R=cams.R,
-        T=cams.T,
-        azimuth=azimuth.to(device),
-        elevation=float(cfg.elevation),
-        distance=float(cfg.distance),
-        fov=FOV_DEG,
-        train_idx=torch.tensor(train, dtype=torch.long, device=device),
-        test_idx=torch.tensor(test, dtype=torch.long, device=device),
+        **frame,
         verts=mesh.verts_packed().detach(),
         faces=mesh.faces_packed().detach(),
         colors=colors,
@@ -375,21 +379,11 @@ def build_from_mesh_steps(mesh: Meshes, cfg: DataConfig, device: torch.device):
 def empty_like_config(cfg: DataConfig, device: torch.device) -> MultiviewData:
     """The data's shapes and cameras without the pictures: what a non-main DDP rank fills by broadcast."""
     check_data_config(cfg)
-    azimuth = view_azimuths(cfg.n_views, cfg.azimuth_range)
-    cams = view_cameras(azimuth, cfg.elevation, cfg.distance, device)
-    train, test = split_indices(cfg.n_views, cfg.holdout_every)
     s = cfg.image_size
     return MultiviewData(
         images=torch.zeros(cfg.n_views, s, s, 3, device=device),
         silhouettes=torch.zeros(cfg.n_views, s, s, device=device),
-        R=cams.R,
-        T=cams.T,
-        azimuth=azimuth.to(device),
-        elevation=float(cfg.elevation),
-        distance=float(cfg.distance),
-        fov=FOV_DEG,
-        train_idx=torch.tensor(train, dtype=torch.long, device=device),
-        test_idx=torch.tensor(test, dtype=torch.long, device=device),
+        **_frame(cfg, device)[1],
     )
 
 

@@ -353,12 +353,6 @@ def export_mesh(verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor |
     return {"mesh_glb": glb, "mesh_ply": ply}
 
 
-def heldout_psnr(images: torch.Tensor, data: MultiviewData) -> float:
-    """Mean PSNR (dB) of renders (T, H, W, 3) of the held-out views against the data's pictures of them."""
-    scores = [psnr(images[i], data.images[j]) for i, j in enumerate(data.test_idx.tolist())]
-    return float(np.mean(scores))
-
-
 def save_heldout_picture(images: torch.Tensor, data: MultiviewData, path: Path) -> Path:
     """A PNG with one row per held-out view: target | render | error."""
     from PIL import Image

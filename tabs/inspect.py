@@ -12,7 +12,7 @@ import numpy as np
 from pipelines.inspect import ASSETS_DIR, Config
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream, viewer_file
+from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file
 
 LESSON = r"""
 **Meshes and point clouds.** A mesh is vertex positions $V\in\mathbb{R}^{N\times3}$ plus faces $F\in\mathbb{N}^{M\times3}$
@@ -45,18 +45,11 @@ def sample_groups() -> dict[str, list[str]]:
     return {k: v for k, v in groups.items() if any(Path(p).suffix.lower() in exts for p in v)}
 
 
-def _paths(files) -> list[str]:
-    if not files:
-        return []
-    items = files if isinstance(files, list) else [files]
-    return [str(getattr(f, "name", f) if not isinstance(f, dict) else f.get("path")) for f in items]
-
-
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     from pipelines import mesh_io
 
     with gr.Accordion("Lesson: files, statistics, cameras, batches", open=False):
-        gr.Markdown(LESSON, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+        gr.Markdown(LESSON, latex_delimiters=LATEX)
     asset_state = gr.State(None)
     viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see stream.viewer_file)
     with gr.Tabs():
@@ -135,7 +128,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     sample.change(_pick, sample, files, api_name=False)
 
     def _inspect(file_list, n: float, extra: list[str], psize: float, wire: bool, show_axes: bool, request: gr.Request):
-        paths = _paths(file_list)
+        paths = list(upload_paths(file_list))
         if not paths:
             raise gr.Error("Upload a 3D file first (or pick a bundled sample).")
         if n is None or not np.isfinite(n) or n < 0 or n > 1_000_000:

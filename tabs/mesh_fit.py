@@ -14,7 +14,7 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream, viewer_file
+from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file
 
 LESSON = r"""
 **The idea.** Start from an ico-sphere with vertices $v_i$ and learn one offset $\Delta v_i$ per vertex, so the mesh
@@ -49,14 +49,6 @@ scaled into: chamfer distance; *normal consistency*, the mean $|\cos|$ between e
 neighbour's; and *F1@τ*: precision $P$ = share of mesh samples within τ of the target, recall $R$ = share of target
 points within τ of the mesh, $F_1 = 2PR/(P+R)$. The mesh you download is mapped back to the target's own frame.
 """
-
-
-def upload_paths(files: Any) -> tuple[str, ...]:
-    """The paths of a gr.File's uploads (one file, a list, or dicts with a path), in order."""
-    if not files:
-        return ()
-    items = files if isinstance(files, list) else [files]
-    return tuple(str(getattr(f, "name", f) if not isinstance(f, dict) else f.get("path")) for f in items)
 
 
 def bounded_number(value: Any, name: str, low: float, high: float) -> float | None:
@@ -108,10 +100,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: chamfer distance and the regularisers", open=False):
         gr.Markdown(
             LESSON,
-            latex_delimiters=[
-                {"left": "$$", "right": "$$", "display": True},
-                {"left": "$", "right": "$", "display": False},
-            ],
+            latex_delimiters=LATEX,
         )
     with gr.Row():
         with gr.Column(scale=1):

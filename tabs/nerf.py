@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import gradio as gr
 
@@ -12,8 +11,8 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream, viewer_file
-from .volume import DATA_KEYS, LATEX, checked, data_overrides, data_preview_handler, data_section, given
+from .stream import LATEX, run_panel, stop_button, stream, upload_path, viewer_file
+from .volume import DATA_KEYS, checked, data_overrides, data_preview_handler, data_section, given
 
 LESSON = r"""
 **A field instead of a grid.** NeRF replaces the voxel grid by a function: a small network
@@ -39,16 +38,6 @@ The density is zero outside a bound sphere, so only the samples inside it are ev
 **Checkpoints** hold the weights, the field's settings and the sample spacing; they are loaded with
 `torch.load(weights_only=True)`, so opening one runs no code.
 """
-
-
-def _path(file: Any) -> str | None:
-    if not file:
-        return None
-    if isinstance(file, list):
-        file = file[0] if file else None
-    if isinstance(file, dict):
-        return file.get("path")
-    return str(getattr(file, "name", file)) if file else None
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -134,7 +123,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     def render(file, azimuth, elevation, distance, image_size):
         """/nerf_render: one view of a saved field."""
-        path = _path(file)
+        path = upload_path(file)
         if not path:
             raise gr.Error("Upload a NeRF checkpoint (.pt), or train one above first.")
         try:

@@ -14,8 +14,8 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
-from .mesh_fit import bounded_number, number_overrides, upload_paths
-from .stream import run_panel, stop_button, stream
+from .mesh_fit import bounded_number, number_overrides
+from .stream import LATEX, run_panel, stop_button, stream, upload_paths
 
 LESSON = r"""
 **The camera.** The camera sits at a point $c$ and looks at the object (at the origin) with +Y up; its world-to-view
@@ -50,8 +50,6 @@ $\lVert c_\text{est} - c_\text{true}\rVert$ (the object is scaled to the unit sp
 estimate (a *warm start*) and needs only a few steps; a lost frame would drag the next ones with it, which is why the
 per-frame error is tracked against a bound.
 """
-
-LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
 
 def _sizes(text: str) -> tuple[int, ...] | None:

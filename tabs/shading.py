@@ -18,7 +18,7 @@ from pipelines.device import default_preset
 from pipelines.events import to_uint8
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream
+from .stream import LATEX, run_panel, stop_button, stream, upload_paths
 
 LESSON = r"""
 **What a renderer does.** The *rasteriser* finds, for every pixel, the faces that cover it: their index
@@ -81,13 +81,6 @@ BUFFER_CAPTIONS = {
 TERM_CAPTIONS = ("ambient", "diffuse", "specular", "background", "sum")
 
 
-def _paths(files: Any) -> list[str]:
-    if not files:
-        return []
-    items = files if isinstance(files, list) else [files]
-    return [str(f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) for f in items]
-
-
 def _settings(value: Any) -> shading.RenderSettings:
     """RenderSettings from the API's/UI's settings (a dict, JSON text or None); gr.Error on bad values."""
     try:
@@ -140,7 +133,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """The mesh to render: the upload (staged once per file set) or the picked mesh."""
         from pipelines import mesh_io
 
-        paths = _paths(files)
+        paths = list(upload_paths(files))
         if not paths:
             if not name:
                 raise gr.Error("Pick a mesh or upload a 3D file.")
@@ -171,10 +164,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: rasterising, Lambert and Phong, soft blending, rotations", open=False):
         gr.Markdown(
             LESSON,
-            latex_delimiters=[
-                {"left": "$$", "right": "$$", "display": True},
-                {"left": "$", "right": "$", "display": False},
-            ],
+            latex_delimiters=LATEX,
         )
 
     with gr.Row():
@@ -257,7 +247,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                     buffers_gallery = gr.Gallery(
                         label="Rasteriser buffers", columns=5, height=260, object_fit="contain"
                     )
-                    gr.Markdown(TERMS_FORMULA, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+                    gr.Markdown(TERMS_FORMULA, latex_delimiters=LATEX)
                     terms_gallery = gr.Gallery(
                         label="Lighting terms (they sum to the render)", columns=5, height=260, object_fit="contain"
                     )

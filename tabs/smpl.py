@@ -19,11 +19,9 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream, viewer_file
+from .stream import LATEX, run_panel, stop_button, stream, upload_path, viewer_file
 
 NUM_BETA_SLIDERS = 10
-LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-
 LESSON = r"""
 **The body model.** SMPL describes a body by a template mesh $\bar T$ (6,890 vertices in the official model) that
 three linear ingredients deform before skinning:
@@ -68,21 +66,13 @@ similarity transform (PA-MPJPE).
 """
 
 
-def _path(file: Any) -> str:
-    if not file:
-        return ""
-    if isinstance(file, dict):
-        return str(file.get("path") or "")
-    return str(getattr(file, "name", file))
-
-
 def model_choices(ctx: AppContext) -> list[str]:
     return [PROCEDURAL, *(p.name for p in body_model.find_models(ctx.models_dir))]
 
 
 def resolve_choice(ctx: AppContext, choice: str | None, upload: Any) -> str:
     """The `body_model` setting for a dropdown value and an optional upload (uploads: .npz only)."""
-    up = _path(upload)
+    up = upload_path(upload) or ""
     if up:
         if Path(up).suffix.lower() != ".npz":
             raise gr.Error(
@@ -381,7 +371,7 @@ def _smplify_panel(ctx: AppContext) -> None:
         cfg = make_preset(smplify.Config, preset_v)
         extra: dict[str, Any] = {}
         if src == "upload":
-            kp_path, img_path = _path(kp_v), _path(image_v)
+            kp_path, img_path = upload_path(kp_v) or "", upload_path(image_v) or ""
             if not kp_path:
                 raise gr.Error("Upload the keypoint JSON (OpenPose format) to fit.", title="Keypoints")
             if Path(kp_path).suffix.lower() != ".json":

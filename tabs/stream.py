@@ -37,6 +37,24 @@ class RunPanel:
         return [c for c in (self.status, self.preview, self.curves, self.metrics, self.files) if c is not None]
 
 
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+"""The delimiters every lesson's gr.Markdown uses: $$ display $$ and $ inline $."""
+
+
+def upload_paths(files: Any) -> tuple[str, ...]:
+    """The paths of a gr.File value (one file, a list, or dicts with a path), in order; () when empty."""
+    if not files:
+        return ()
+    items = files if isinstance(files, list) else [files]
+    return tuple(str(f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) for f in items if f)
+
+
+def upload_path(file: Any) -> str | None:
+    """The first path of a gr.File value, or None."""
+    paths = upload_paths(file)
+    return paths[0] if paths else None
+
+
 def run_panel(*, preview: bool = True, curves: bool = True, preview_label: str = "Live preview") -> RunPanel:
     status = gr.HTML(progress_html(0, 0, "Ready.", None, "idle"), elem_classes=["studio-status"])
     with gr.Row():

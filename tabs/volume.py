@@ -12,9 +12,7 @@ from pipelines.config import make_preset
 from pipelines.device import default_preset
 
 from .context import AppContext
-from .stream import run_panel, stop_button, stream, viewer_file
-
-LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file
 
 LESSON = r"""
 **The data.** The object (fitted into the unit sphere) is rendered by PyTorch3D from $N$ cameras on a circle at a
@@ -46,13 +44,6 @@ Afterwards marching cubes draws the surface where the density crosses a level.
 **Bounded sampling** (quick preset): the grid is emptied outside a sphere around the object, so rays that miss the
 sphere are black for free and only samples inside it are evaluated: the same picture for a fraction of the work.
 """
-
-
-def _paths(files: Any) -> list[str]:
-    if not files:
-        return []
-    items = files if isinstance(files, list) else [files]
-    return [str(f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) for f in items]
 
 
 def data_controls(preset_default: str) -> dict[str, Any]:
@@ -87,7 +78,7 @@ def data_overrides(
     """Config overrides from the data widgets (empty numbers keep the preset's value)."""
     values: dict[str, Any] = {
         "object": object_ or "blob",
-        "files": tuple(_paths(files)),
+        "files": upload_paths(files),
         "elevation": float(elevation),
         "distance": float(distance),
     }
@@ -115,14 +106,13 @@ def checked(check, cfg: Any) -> Any:
 def data_preview_handler(ctx: AppContext, config_cls: type):
     """A handler (object, files, preset, n_views, image_size, elevation, distance, rays) -> (views, figure, summary)."""
 
-    def preview(object_, files, preset, n_views, image_size, elevation, distance, rays, request: gr.Request):
+    def preview(object_, files, preset, n_views, image_size, elevation, distance, rays):
         base = make_preset(config_cls, preset or "quick")
         over = data_overrides(object_, files, n_views, image_size, elevation, distance)
         cfg = dataclasses.replace(base, **over, max_upload_mb=ctx.max_upload_mb)
         checked(multiview.check_data_config, cfg)
-        stage = ctx.session_dir(getattr(request, "session_hash", None)) / "multiview"
-        try:
-            data = multiview.build(cfg, ctx.device, stage)
+        try:  # an upload is staged in a fresh temporary folder, removed once the views are rendered
+            data = multiview.build(cfg, ctx.device)
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot build the views") from None
         fig = multiview.cameras_figure(

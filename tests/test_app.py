@@ -131,47 +131,13 @@ def test_health_camera_batch_endpoints(client):
     _, report = client.predict(api_name="/health")
     report = report if isinstance(report, dict) else json.loads(report)
     assert report["pytorch3d_compiled_ops"]["ok"] is True
-    fig, image, table, conv = client.predict(
-        "fov-perspective",
-        2.7,
-        20,
-        30,
-        60,
-        1.0,
-        0.1,
-        100.0,
-        1.7,
-        1.7,
-        0.0,
-        0.0,
-        True,
-        128,
-        160,
-        "",
-        api_name="/camera",
-    )
+    # kind, dist, elev, azim, fov, scale, znear, zfar, fx, fy, px, py, in_ndc, height, width, R/T JSON
+    camera = ["fov-perspective", 2.7, 20, 30, 60, 1.0, 0.1, 100.0, 1.7, 1.7, 0.0, 0.0, True, 128, 160, ""]
+    fig, image, table, conv = client.predict(*camera, api_name="/camera")
     assert Path(image).is_file()
     conv = conv if isinstance(conv, dict) else json.loads(conv)
     assert {"opencv", "opengl", "round_trip"} <= set(conv)
     with pytest.raises(AppError, match="znear"):
-        client.predict(
-            "fov-perspective",
-            2.7,
-            20,
-            30,
-            60,
-            1.0,
-            5.0,
-            1.0,
-            1.7,
-            1.7,
-            0.0,
-            0.0,
-            True,
-            128,
-            160,
-            "",
-            api_name="/camera",
-        )
+        client.predict(*camera[:6], 5.0, 1.0, *camera[8:], api_name="/camera")  # znear beyond zfar
     fig, report = client.predict(api_name="/batch")
     assert report
