@@ -14,6 +14,7 @@ from .events import Done, Event, Preview, Progress, to_uint8
 
 FORMATS = ("gif", "mp4")
 MAX_FRAMES = 720
+MAX_FRAME_BYTES = 2 * 2**30  # every frame is kept (uint8) until the animations are written
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ def run(cfg: Config) -> Iterator[Event]:
     settings = parse_settings(cfg.settings)
     if cfg.image_size:
         settings = settings.replace(image_size=cfg.image_size)
+    frame_bytes = cfg.frames * settings.image_size**2 * 3
+    if frame_bytes > MAX_FRAME_BYTES:
+        raise ValueError(
+            f"{cfg.frames} frames of {settings.image_size} px would hold {frame_bytes / 2**30:.1f} GiB of pictures; "
+            f"the limit is {MAX_FRAME_BYTES / 2**30:.0f} GiB: use fewer frames or a smaller image size."
+        )
     device = resolve_device(cfg.device)
     mesh, notes = shading.load_mesh_with_notes(cfg.mesh, device)
     chunk = 1 if settings.image_size >= 512 else 4

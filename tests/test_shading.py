@@ -219,3 +219,12 @@ def test_bin_size_on_cpu_falls_back_with_a_note(sphere):
 def test_unknown_mesh_is_a_clear_error():
     with pytest.raises(ValueError, match="No mesh called"):
         shading.load_mesh("teapot-that-is-not-there")
+
+
+def test_turntable_refuses_frames_that_would_not_fit_in_memory(tmp_path):
+    from pipelines import shading_turntable
+
+    cfg = shading_turntable.Config(frames=720, image_size=2048, out_dir=tmp_path)  # 720 x 2048^2 x 3 B = 8.4 GiB
+    with pytest.raises(ValueError, match="GiB of pictures"):
+        next(shading_turntable.run(cfg))
+    assert not any(tmp_path.iterdir()), "refused before rendering or writing anything"
