@@ -25,10 +25,7 @@ from pytorch3d.renderer import (
     FoVPerspectiveCameras,
     HardPhongShader,
     Materials,
-    MeshRasterizer,
-    MeshRenderer,
     NDCMultinomialRaysampler,
-    RasterizationSettings,
     RayBundle,
     look_at_view_transform,
 )
@@ -260,6 +257,8 @@ def render_views_steps(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size:
     Lighting is a fixed world-space directional light plus ambient, diffuse only (no specular): the colour of a
     surface point then does not depend on the viewer, which is what a view-independent voxel grid can fit.
     """
+    from .rendering import TiledMeshRasterizer, make_raster_settings
+
     device = mesh.device
     lights = DirectionalLights(
         direction=((0.35, 0.8, 0.5),),
@@ -270,19 +269,16 @@ def render_views_steps(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size:
     )
     materials = Materials(specular_color=((0.0, 0.0, 0.0),), device=device)
     blend = BlendParams(background_color=(0.0, 0.0, 0.0))
-    raster = RasterizationSettings(image_size=image_size, blur_radius=0.0, faces_per_pixel=1, bin_size=0)
+    # Built once; the cameras go with each chunk. bin_size None: tiles on the CPU, coarse-to-fine bins on a GPU.
+    rasterizer = TiledMeshRasterizer(raster_settings=make_raster_settings(image_size, device=device)[0])
+    shader = HardPhongShader(device=device, lights=lights, materials=materials, blend_params=blend)
     images, masks = [], []
     for start in range(0, len(cameras), chunk):
         cams = cameras[list(range(start, min(start + chunk, len(cameras))))]
-        rasterizer = MeshRasterizer(cameras=cams, raster_settings=raster)
-        renderer = MeshRenderer(
-            rasterizer,
-            HardPhongShader(device=device, cameras=cams, lights=lights, materials=materials, blend_params=blend),
-        )
         meshes = mesh.extend(len(cams))
         with torch.no_grad():
-            fragments = rasterizer(meshes)
-            rgba = renderer.shader(fragments, meshes)  # (B, H, W, 4)
+            fragments = rasterizer(meshes, cameras=cams)
+            rgba = shader(fragments, meshes, cameras=cams)  # (B, H, W, 4)
         images.append(rgba[..., :3].clamp(0, 1))
         masks.append((fragments.pix_to_face[..., 0] >= 0).float())  # (B, H, W)
         yield f"rendered {start + len(cams)}/{len(cameras)} views"
