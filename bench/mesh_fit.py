@@ -25,7 +25,6 @@ def _steps_per_second(level: int, samples: int, target_points: int, steps: int) 
         target_points=target_points,
         steps=steps + 1,
         preview_every_s=1e9,
-        mesh_every_s=1e9,
         device="cpu",
     )
     generator = torch.Generator().manual_seed(0)

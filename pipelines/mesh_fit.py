@@ -349,7 +349,7 @@ def _fit(
     start = evaluate(src.verts_packed())
     history: dict[str, list[float]] = {k: [] for k in (*weights, "total")}
     prefix = "" if cfg.experiment == "single" else f"{name} "
-    last_preview, last_mesh = -math.inf, -math.inf
+    last_preview = -math.inf
     target_image = None
     for i in range(cfg.steps):
         mesh = src.offset_verts(deform)
@@ -380,13 +380,7 @@ def _fit(
                 target_image = _label(render_points(target.points), "target")
             verts_now = (src.verts_packed() + deform).detach()
             picture = np.concatenate([target_image, _label(render_mesh(verts_now, faces), f"{prefix}step {i + 1}")], 1)
-            mesh_path = None
-            if now - last_mesh >= cfg.mesh_every_s or i == cfg.steps - 1:
-                last_mesh = now
-                mesh_path = _write_live_mesh(Path(cfg.out_dir), verts_now, faces, target, step)
-            yield Preview(
-                step, image=picture, mesh=mesh_path, caption=f"{prefix}step {i + 1}: chamfer {values['chamfer']:.4g}"
-            )
+            yield Preview(step, image=picture, caption=f"{prefix}step {i + 1}: chamfer {values['chamfer']:.4g}")
     verts = (src.verts_packed() + deform).detach()
     end = evaluate(verts)
     result_metrics = {
@@ -400,7 +394,7 @@ def _fit(
 
 
 def _write_live_mesh(out_dir: Path, verts: torch.Tensor, faces: torch.Tensor, target: PointTarget, step: int) -> Path:
-    """The current mesh as a GLB for the 3D viewer (older live files are removed)."""
+    """The fitted mesh as a GLB for the 3D viewer when the exports have none (older live files are removed)."""
     live = out_dir / "live"
     live.mkdir(parents=True, exist_ok=True)
     for old in live.glob("*.glb"):
@@ -473,8 +467,6 @@ class Config:
     """Formats of the fitted mesh to write (in the target's original frame): obj, ply, glb."""
     preview_every_s: float = 1.0
     """Seconds between preview renders."""
-    mesh_every_s: float = 4.0
-    """Seconds between updates of the live 3D mesh."""
     max_upload_mb: float = 200.0
     """Largest upload accepted."""
     device: str = "auto"

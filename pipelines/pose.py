@@ -14,11 +14,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import rendering
 from .device import resolve_device
 from .events import Done, Event, Preview, Progress, to_uint8
+from .rendering import _edge, _segment_dist2
+from .shading import raster_bytes
 
 # sigmoid(-d / sigma) falls to 1e-4 at d = BLUR_FACTOR * sigma: the book's blur radius is BLUR_FACTOR * sigma.
-BLUR_FACTOR = math.log(1.0 / 1e-4 - 1.0)
+BLUR_FACTOR = rendering.SOFT_BLUR_FACTOR
+# The torch rasteriser holds dense (S, S, K) fragments: sizes and K whose estimate (shading.raster_bytes, 48 bytes a
+# face slot) passes this are refused, as the Shading lab refuses over its default 2,048 MiB budget.
+RASTER_BUDGET_BYTES = 2 * 2**30
+# Uploaded target photos above this many pixels are refused before they are decoded.
+MAX_TARGET_PIXELS = 40_000_000
 LOSSES = ("silhouette", "rgb", "both")
 RASTERIZERS = ("auto", "torch", "pytorch3d")
 VIDEO_FORMATS = ("gif", "mp4")
@@ -39,21 +47,6 @@ RGB_BACKGROUND = (0.0, 0.0, 0.0)
 # pass. The outputs are a PyTorch3D `Fragments`, so PyTorch3D's shaders and blending run on them unchanged.
 
 
-def _edge(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Twice the signed area of triangle (a, b, p); shapes (..., 2) -> (...)."""
-    return (p[..., 0] - a[..., 0]) * (b[..., 1] - a[..., 1]) - (p[..., 1] - a[..., 1]) * (b[..., 0] - a[..., 0])
-
-
-def _segment_dist2(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared distance from points p to segments ab; shapes (M, 2) -> (M,)."""
-    ab = b - a
-    length2 = (ab * ab).sum(-1)
-    t = (((p - a) * ab).sum(-1) / length2.clamp(min=_EPS)).clamp(0.0, 1.0)
-    d = a + t[:, None] * ab - p
-    pb = p - b
-    return torch.where(length2 <= _EPS, (pb * pb).sum(-1), (d * d).sum(-1))
-
-
 def _pair_geometry(
     face_verts: torch.Tensor, px: torch.Tensor, py: torch.Tensor, perspective_correct: bool, clip_bary: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,11 +56,10 @@ def _pair_geometry(
     and then clipped to the triangle when asked, depth interpolates z with the final barycentrics, and the distance to
     the triangle's edges is negative inside the triangle.
     """
-    p = torch.stack([px, py], -1)  # (M, 2)
-    v0, v1, v2 = face_verts[:, 0, :2], face_verts[:, 1, :2], face_verts[:, 2, :2]
+    v0, v1, v2 = face_verts[:, 0, :2], face_verts[:, 1, :2], face_verts[:, 2, :2]  # (M, 2)
     z0, z1, z2 = face_verts[:, 0, 2], face_verts[:, 1, 2], face_verts[:, 2, 2]
-    area = _edge(v2, v0, v1) + _EPS
-    w0, w1, w2 = _edge(p, v1, v2) / area, _edge(p, v2, v0) / area, _edge(p, v0, v1) / area
+    area = _edge(v2[:, 0], v2[:, 1], v0, v1) + _EPS
+    w0, w1, w2 = _edge(px, py, v1, v2) / area, _edge(px, py, v2, v0) / area, _edge(px, py, v0, v1) / area
     inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
     if perspective_correct:
         t0, t1, t2 = w0 * z1 * z2, z0 * w1 * z2, z0 * z1 * w2
@@ -79,7 +71,7 @@ def _pair_geometry(
         w0, w1, w2 = w0 / total, w1 / total, w2 / total
     z = w0 * z0 + w1 * z1 + w2 * z2
     dist2 = torch.minimum(
-        torch.minimum(_segment_dist2(p, v0, v1), _segment_dist2(p, v0, v2)), _segment_dist2(p, v1, v2)
+        torch.minimum(_segment_dist2(px, py, v0, v1), _segment_dist2(px, py, v0, v2)), _segment_dist2(px, py, v1, v2)
     )
     return torch.stack([w0, w1, w2], -1), z, torch.where(inside, -dist2, dist2), area.abs() <= _EPS
 
@@ -345,37 +337,26 @@ def toy_cow(detail: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.cat(verts), torch.cat(faces), torch.cat(colors)
 
 
-def normalise(verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Vertices moved to the unit sphere: (verts (V, 3), centre (3,), scale) with original = verts · scale + centre."""
-    centre = (verts.amax(0) + verts.amin(0)) / 2
-    scale = float((verts - centre).norm(dim=1).amax())
-    if not math.isfinite(scale) or scale <= 0:
-        raise ValueError("The mesh has no extent: all its vertices lie at one point.")
-    return (verts - centre) / scale, centre, scale
-
-
-def load_mesh(files: tuple[str, ...], out_dir: Path, detail: int, device: torch.device) -> tuple[Any, list[str]]:
-    """The mesh to pose, normalised to the unit sphere: an upload (via mesh_io) or the toy cow; with warnings."""
+def load_mesh(
+    files: tuple[str, ...], out_dir: Path, detail: int, device: torch.device, max_upload_mb: float = 200.0
+) -> tuple[Any, list[str]]:
+    """The mesh to pose, normalised to the unit sphere, with the loader's warnings: an upload (staged under
+    `out_dir`/upload and read by `rendering.load_mesh_file_with_notes`, within `max_upload_mb`) or the toy cow."""
     from pytorch3d.renderer import TexturesVertex
     from pytorch3d.structures import Meshes
 
     if not files:
         verts, faces, colors = toy_cow(detail)
-        verts, _, _ = normalise(verts)
-        mesh = Meshes([verts], [faces], textures=TexturesVertex([colors]))
+        mesh = Meshes([rendering.normalize_verts(verts)], [faces], textures=TexturesVertex([colors]))
         return mesh.to(device), []
-    from . import mesh_export, mesh_io
+    from . import mesh_io
 
-    main = mesh_io.stage_upload(files, out_dir / "upload", mesh_io.Limits())
-    asset = mesh_io.load_asset(main, mesh_io.Limits())
-    if asset.num_faces == 0:
-        raise ValueError(f"{main.name} has no faces, so it cannot be rendered: upload a mesh, not a point cloud.")
-    mesh = mesh_export.to_pytorch3d(asset, device="cpu")
-    verts, _, _ = normalise(mesh.verts_packed())
-    if mesh.textures is None:
-        mesh.textures = TexturesVertex([torch.full_like(verts, 0.7)])
-    mesh = mesh.update_padded(verts[None])
-    return mesh.to(device), list(asset.warnings)
+    limits = mesh_io.Limits(max_upload_mb=max_upload_mb)
+    main = mesh_io.stage_upload(files, out_dir / "upload", limits)
+    mesh, notes = rendering.load_mesh_file_with_notes(main, limits=limits, device=device)
+    if float(mesh.verts_packed().abs().amax()) == 0.0:
+        raise ValueError("The mesh has no extent: all its vertices lie at one point.")
+    return mesh, notes
 
 
 @dataclass(frozen=True)
@@ -471,13 +452,17 @@ def read_image_and_mask(image_path: str, mask_path: str) -> tuple[np.ndarray, np
     def open_image(path: str, what: str) -> Image.Image:
         if not path or not Path(path).is_file():
             raise ValueError(f"The target {what} file was not found: upload an image for the {what}.")
+        too_big = f"above the {MAX_TARGET_PIXELS / 1e6:g}-megapixel limit"
         try:
-            img = Image.open(path)
+            img = Image.open(path)  # reads the header only: the size is checked before any pixel is decoded
+            if img.width * img.height > MAX_TARGET_PIXELS:
+                img.close()
+                raise ValueError(f"The target {what} is {img.width}×{img.height} pixels, {too_big}.")
             img.load()
+        except Image.DecompressionBombError as err:  # PIL's own bomb check, at open: not an OSError
+            raise ValueError(f"The target {what} ({Path(path).name}) has too many pixels, {too_big}.") from err
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"The target {what} ({Path(path).name}) is not an image that can be read.") from err
-        if img.width * img.height > 40_000_000:
-            raise ValueError(f"The target {what} is {img.width}×{img.height} pixels, above the 40-megapixel limit.")
         return img
 
     image = open_image(image_path, "image")
@@ -678,30 +663,10 @@ def panel(target: Target, size: int, alpha: torch.Tensor, rgb: torch.Tensor | No
 def write_videos(
     frames: list[np.ndarray], out_dir: Path, stem: str, formats: tuple[str, ...], fps: int = 12
 ) -> dict[str, Path]:
-    """The frames as an animated GIF (PIL) and/or an H.264 MP4 (imageio-ffmpeg); returns {format: path}."""
-    from PIL import Image
-
-    files: dict[str, Path] = {}
-    if not frames:
-        return files
-    if "gif" in formats:
-        path = out_dir / f"{stem}.gif"
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=False)
-        files["gif"] = path
-    if "mp4" in formats:
-        import imageio.v2 as imageio
-
-        path = out_dir / f"{stem}.mp4"
-        h, w = frames[0].shape[:2]
-        h16, w16 = (h + 15) // 16 * 16, (w + 15) // 16 * 16
-        with imageio.get_writer(
-            path, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
-        ) as writer:
-            for f in frames:
-                writer.append_data(np.pad(f, ((0, h16 - h), (0, w16 - w), (0, 0)), constant_values=255))
-        files["mp4"] = path
-    return files
+    """The frames as `stem`.gif and/or `stem`.mp4 under `out_dir` (rendering.save_gif / save_mp4): {format: path}."""
+    writers = {"gif": rendering.save_gif, "mp4": rendering.save_mp4}
+    chosen = [fmt for fmt in VIDEO_FORMATS if fmt in formats] if frames else []
+    return {fmt: writers[fmt](frames, out_dir / f"{stem}.{fmt}", fps) for fmt in chosen}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -751,6 +716,8 @@ class Config(PoseOptimSettings):
     """The mesh to pose: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the procedural toy cow."""
     mesh_detail: int = 2
     """Subdivision of the toy cow: 1 has 2,240 faces, 2 has 8,960."""
+    max_upload_mb: float = 200.0
+    """Largest mesh upload accepted."""
     target_image: str = ""
     """An uploaded target photo (PNG/JPG); needs target_mask. Empty: the mesh rendered at the hidden pose."""
     target_mask: str = ""
@@ -809,6 +776,14 @@ def validate_optim(cfg: PoseOptimSettings, steps: int) -> None:
         raise ValueError("Image sizes must be between 16 and 1024 px (at least one).")
     if steps < 1 or cfg.faces_per_pixel < 1:
         raise ValueError("Steps and faces per pixel must be at least 1.")
+    for size in cfg.image_sizes:
+        need = raster_bytes(1, size, size, cfg.faces_per_pixel)
+        if need > RASTER_BUDGET_BYTES:
+            raise ValueError(
+                f"Rendering at {size} px with {cfg.faces_per_pixel} faces per pixel would need about "
+                f"{need / 2**20:,.0f} MiB for the rasteriser, over the {RASTER_BUDGET_BYTES / 2**20:,.0f} MiB budget: "
+                "lower the image size or the faces per pixel."
+            )
     if not (cfg.lr > 0 and cfg.sigma > 0 and cfg.gamma > 0):
         raise ValueError("The learning rate, sigma and gamma must be positive.")
     if cfg.w_silhouette < 0 or cfg.w_rgb < 0:
@@ -887,7 +862,7 @@ def run(cfg: Config) -> Iterator[Event]:
     yield Progress(0, cfg.steps, {}, "preparing the scene")
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
-    mesh, warnings = load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device)
+    mesh, warnings = load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device, cfg.max_upload_mb)
     scene = Scene(mesh, device)
     opts = fit_options(cfg, device, cfg.steps)
     generator = torch.Generator().manual_seed(cfg.seed)

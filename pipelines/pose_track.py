@@ -53,6 +53,8 @@ class Config(pose.PoseOptimSettings):
     """The mesh to track: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the procedural toy cow."""
     mesh_detail: int = 2
     """Subdivision of the toy cow: 1 has 2,240 faces, 2 has 8,960."""
+    max_upload_mb: float = 200.0
+    """Largest mesh upload accepted."""
     path: str = "orbit"
     """How the object moves: orbit (turns and bobs), figure8 (swings), approach (turns while coming closer)."""
     frames: int = 30
@@ -178,7 +180,7 @@ def run(cfg: Config) -> Iterator[Event]:
     yield Progress(0, total, {}, "preparing the scene")
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
-    mesh, warnings = pose.load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device)
+    mesh, warnings = pose.load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device, cfg.max_upload_mb)
     scene = pose.Scene(mesh, device)
     opts = pose.fit_options(cfg, device, cfg.steps_per_frame)
     truths = [pose.spherical_to_position(*p) for p in path_poses(cfg.path, cfg.frames, cfg.first_pose, cfg.step_deg)]

@@ -210,7 +210,7 @@ def _single(ctx: AppContext, mesh_files: gr.File, preset_default: str) -> None:
         """/pose: streams the optimisation; the pose, its error and the videos at the end."""
         cfg = make_preset(pose.Config, pre or preset_default)
         changes = _common(cfg, sz, kk, lr_, pat, iou, loss_name)
-        changes.update(mesh_files=upload_paths(files), device=str(ctx.device))
+        changes.update(mesh_files=upload_paths(files), device=str(ctx.device), max_upload_mb=ctx.max_upload_mb)
         changes.update(number_overrides([(n_steps, "steps", "Steps", 1, 5000)], whole=("steps",)))
         start = (bounded_number(sd, "The start distance", 0.5, 20.0) or 2.7, float(se or 0), float(sa or 0))
         if src == "uploaded image":
@@ -292,7 +292,9 @@ def _tracking(ctx: AppContext, mesh_files: gr.File, preset_default: str) -> None
             raise gr.Error(f"Pick a path: {', '.join(pose_track.PATHS)}.")
         cfg = make_preset(pose_track.Config, pre or preset_default)
         changes = _common(cfg, sz, None, None, None, None, loss_name)
-        changes.update(mesh_files=upload_paths(files), path=path_name, device=str(ctx.device))
+        changes.update(
+            mesh_files=upload_paths(files), path=path_name, device=str(ctx.device), max_upload_mb=ctx.max_upload_mb
+        )
         rows = (
             (n_frames, "frames", "Frames", 2, 1000),
             (per_frame, "step_deg", "Motion per frame", 0.0, 45.0),

@@ -95,6 +95,15 @@ def test_sphere_to_shape_cuts_chamfer_tenfold(tmp_path):
     assert {"obj", "glb", "picture"} <= set(done.files)
 
 
+def test_only_the_final_preview_carries_a_mesh(tmp_path):
+    cfg = dataclasses.replace(mesh_fit.Config.tiny(), out_dir=tmp_path, device="cpu", steps=3, preview_every_s=0.0)
+    done, events = run_to_done(cfg)
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert len(previews) > 1 and all(e.mesh is None for e in previews[:-1])
+    assert previews[-1].mesh == done.files["glb"] and not (tmp_path / "live").exists()
+    assert "mesh_every_s" not in {f.name for f in dataclasses.fields(mesh_fit.Config)}
+
+
 def test_book_experiments_regularisers_even_out_edges(tmp_path):
     cfg = dataclasses.replace(mesh_fit.Config.tiny(), out_dir=tmp_path, device="cpu", experiment="book")
     done, events = run_to_done(cfg)

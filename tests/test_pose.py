@@ -284,12 +284,57 @@ def test_mesh_without_faces_cannot_be_posed(tmp_path):
         ({"target_image": "x.png"}, "needs both an image and its mask"),
         ({"start_pose": (0.0, 1.0, 2.0)}, "start pose"),
         ({"loss": "rgb", "w_rgb": 0.0}, "weight 0"),
+        ({"image_sizes": (64, 1024), "faces_per_pixel": 100}, r"1024 px with 100 faces per pixel .* MiB budget"),
     ],
 )
 def test_bad_settings_are_refused(tmp_path, change, message):
     cfg = dataclasses.replace(pose.Config.tiny(), out_dir=tmp_path, **change)
     with pytest.raises(ValueError, match=message):
         list(pose.run(cfg))
+
+
+def test_memory_guard_passes_the_presets_and_refuses_oversized_tracking():
+    for preset in ("tiny", "quick"):
+        pose.validate(getattr(pose.Config, preset)())
+        pose_track.validate(getattr(pose_track.Config, preset)())
+    pose.validate(pose.Config())  # the full preset: 256 px, K = 100, about 300 MiB
+    pose_track.validate(pose_track.Config())
+    with pytest.raises(ValueError, match=r"512 px with 200 faces per pixel"):
+        pose_track.validate(dataclasses.replace(pose_track.Config(), image_sizes=(512,), faces_per_pixel=200))
+
+
+def test_oversized_target_images_are_refused_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image, PngImagePlugin
+
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.png")
+    Image.new("L", (64, 48), 255).save(tmp_path / "m.png")
+
+    def no_decoding(self):
+        raise AssertionError("the image was decoded before its size was checked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pose, "MAX_TARGET_PIXELS", 1000)
+        patch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+        with pytest.raises(ValueError, match=r"64×48 pixels, above the 0.001-megapixel limit"):
+            pose.read_image_and_mask(str(tmp_path / "a.png"), str(tmp_path / "m.png"))
+    with monkeypatch.context() as patch:  # PIL's own decompression-bomb error is not an OSError
+        patch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+        with pytest.raises(ValueError, match=r"a\.png\) has too many pixels"):
+            pose.read_image_and_mask(str(tmp_path / "a.png"), str(tmp_path / "m.png"))
+
+
+def test_uploads_go_through_the_shared_loader(tmp_path):
+    cpu = torch.device("cpu")
+    files = tuple(str(ASSETS / f"two_materials.{ext}") for ext in ("obj", "mtl"))
+    mesh, _ = pose.load_mesh(files, tmp_path / "a", 1, cpu)
+    colors = mesh.textures.verts_features_packed()  # MTL Kd diffuse colours, averaged per vertex
+    assert bool((colors[:, 0] > colors[:, 2] + 0.3).any()) and bool((colors[:, 2] > colors[:, 0] + 0.5).any())
+    assert float(mesh.verts_packed().norm(dim=1).max()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="MB"):
+        pose.load_mesh(files, tmp_path / "b", 1, cpu, max_upload_mb=1e-5)
+    (tmp_path / "dot.obj").write_text("v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n")
+    with pytest.raises(ValueError, match="no extent"):
+        pose.load_mesh((str(tmp_path / "dot.obj"),), tmp_path / "c", 1, cpu)
 
 
 # ---------------------------------------------------------------------------------------------------------------
