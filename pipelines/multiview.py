@@ -293,6 +293,11 @@ def build(cfg: DataConfig, device: torch.device, stage_dir: Path | None = None) 
 _CACHE: collections.OrderedDict[tuple, MultiviewData] = collections.OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 4
+_CACHE_MAX_BYTES = 1 << 30  # pictures kept for the life of the process (400 views of 512 px alone are 1.6 GB)
+
+
+def _cache_bytes() -> int:
+    return sum(d.images.nbytes + d.silhouettes.nbytes for d in _CACHE.values())
 
 
 def build_steps(cfg: DataConfig, device: torch.device, stage_dir: Path | None = None):
@@ -315,7 +320,7 @@ def build_steps(cfg: DataConfig, device: torch.device, stage_dir: Path | None = 
         cached = yield from build_from_mesh_steps(load_object(cfg, Path("."), cpu), cfg, cpu)
         with _CACHE_LOCK:
             _CACHE[key] = cached
-            while len(_CACHE) > _CACHE_SIZE:
+            while len(_CACHE) > _CACHE_SIZE or (len(_CACHE) > 1 and _cache_bytes() > _CACHE_MAX_BYTES):
                 _CACHE.popitem(last=False)
     return _copy_to(cached, cfg, device)
 

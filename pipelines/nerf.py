@@ -174,7 +174,7 @@ class FieldFunction:
         shape = points.shape[:-1]  # (1, M, K)
         flat = points.reshape(-1, 3)
         idx = (flat.square().sum(-1) <= self.bound_radius**2).nonzero()[:, 0]  # (N,)
-        dirs = ray_bundle.directions[..., None, :].expand(*shape, 3).reshape(-1, 3)[idx]
+        dirs = ray_bundle.directions.reshape(-1, 3)[idx // shape[-1]]  # each sample's ray (no (M*K, 3) copy)
         sigma, rgb = self.field(flat[idx][:, None], dirs)  # each point a one-sample ray: (N, 1, 1), (N, 1, 3)
         alpha = torch.zeros(len(flat), 1, device=flat.device).index_copy(0, idx, 1.0 - torch.exp(-sigma[:, 0]))
         colors = torch.zeros(len(flat), 3, device=flat.device).index_copy(0, idx, rgb[:, 0])
