@@ -101,6 +101,17 @@ class Config(ray_training.RayTrainConfig):
         )
 
 
+FIELD_SETTINGS = ("density_bias", "lr", "bound_radius", "min_depth", "max_depth", "n_pts_per_ray")
+"""What must change with the field: the grid field trains at a higher lr inside a bound sphere, the MLP does not."""
+
+
+def with_field(cfg: Config, kind: str) -> Config:
+    """`cfg` with another field, and that field's settings taken from the preset that uses it (quick: grid,
+    full: the book's MLP); everything else (data, steps, rays) is kept."""
+    template = Config.quick() if kind == "grid" else Config()
+    return dataclasses.replace(cfg, field=kind, **{name: getattr(template, name) for name in FIELD_SETTINGS})
+
+
 def field_args(cfg: Config) -> dict[str, Any]:
     """The field's constructor arguments (stored in checkpoints)."""
     if cfg.field == "mlp":

@@ -91,10 +91,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         values = data_overrides(object_, files, n_views, image_size, elevation, distance)
         base = make_preset(nerf.Config, preset)
         if kind and kind != base.field:
-            # Switching field: take that field's defaults from the preset that uses it on this machine's budget.
-            template = nerf.Config.quick() if kind == "grid" else nerf.Config()
-            for name in ("field", "density_bias", "lr", "bound_radius", "min_depth", "max_depth", "n_pts_per_ray"):
-                values.setdefault(name, getattr(template, name))
+            base = nerf.with_field(base, kind)
         for key, value, cast in (("steps", n_steps, int), ("lr", rate, float), ("rays_per_image", n_rays, int)):
             if given(value):
                 values[key] = cast(value)

@@ -197,3 +197,13 @@ def test_endpoints_nerf_and_nerf_render(app_server, tmp_path):
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(AppError, match="not a readable NeRF checkpoint"):
         client.predict(handle_file(str(bad)), 45, 20, 2.7, 48, api_name="/nerf_render")
+
+
+def test_switching_field_takes_that_fields_settings():
+    quick_mlp = nerf.with_field(nerf.Config.quick(), "mlp")
+    book = nerf.Config()
+    assert quick_mlp.field == "mlp" and (quick_mlp.lr, quick_mlp.bound_radius) == (book.lr, book.bound_radius)
+    assert (quick_mlp.steps, quick_mlp.image_size) == (nerf.Config.quick().steps, nerf.Config.quick().image_size)
+    back = nerf.with_field(quick_mlp, "grid")
+    assert back == nerf.Config.quick()
+    nerf.check_config(quick_mlp)
