@@ -14,6 +14,7 @@ import torch
 
 from .device import resolve_device
 from .events import Done, Event, Preview, Progress, to_uint8
+from .rendering import sample_surface
 
 TARGETS = ("figure", "blob", "cube", "peanut", "spiky")
 LAPLACIANS = ("uniform", "cot", "cotcurv")
@@ -61,29 +62,6 @@ def check_points(points: np.ndarray | torch.Tensor, what: str = "The target") ->
         raise ValueError(
             f"All {n} points of {what.lower().removeprefix('the ')} lie at one spot, so there is no shape to fit."
         )
-
-
-def sample_surface(
-    verts: torch.Tensor, faces: torch.Tensor, n: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` points (n, 3) uniformly on a mesh's surface and their face normals (n, 3); differentiable in `verts`.
-
-    Faces are drawn by area and barycentric weights by the square-root trick, from `generator` on the CPU (so the
-    samples do not depend on the device); the weights are then moved to `verts.device`.
-    """
-    face_verts = verts[faces]  # (F, 3, 3)
-    cross = torch.cross(face_verts[:, 1] - face_verts[:, 0], face_verts[:, 2] - face_verts[:, 0], dim=1)
-    areas = cross.norm(dim=1).detach()  # (F,) twice the areas
-    if not bool(areas.sum() > 0):
-        raise ValueError("The mesh has no surface area (all its faces are degenerate), so no points can be sampled.")
-    idx = torch.multinomial(areas.cpu().double(), n, replacement=True, generator=generator).to(verts.device)
-    u, v = torch.rand(2, n, 1, generator=generator, dtype=verts.dtype).to(verts.device)
-    su = u.sqrt()
-    w0, w1, w2 = 1 - su, su * (1 - v), su * v  # (n, 1) each
-    fv = face_verts[idx]
-    points = w0 * fv[:, 0] + w1 * fv[:, 1] + w2 * fv[:, 2]
-    normals = torch.nn.functional.normalize(cross[idx], dim=1)
-    return points, normals
 
 
 def _radial_shape(name: str) -> tuple[torch.Tensor, torch.Tensor]:

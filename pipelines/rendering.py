@@ -527,6 +527,29 @@ def procedural_mesh(name: str, *, level: int = 3, device: torch.device | str = "
     return with_vertex_colors(mesh, _PROCEDURAL_COLORS[name])
 
 
+def sample_surface(
+    verts: torch.Tensor, faces: torch.Tensor, n: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` points (n, 3) uniformly on a mesh's surface and their face normals (n, 3); differentiable in `verts`.
+
+    Faces are drawn by area and barycentric weights by the square-root trick, from `generator` on the CPU (so the
+    samples do not depend on the device); the weights are then moved to `verts.device`.
+    """
+    face_verts = verts[faces]  # (F, 3, 3)
+    cross = torch.cross(face_verts[:, 1] - face_verts[:, 0], face_verts[:, 2] - face_verts[:, 0], dim=1)
+    areas = cross.norm(dim=1).detach()  # (F,) twice the areas
+    if not bool(areas.sum() > 0):
+        raise ValueError("The mesh has no surface area (all its faces are degenerate), so no points can be sampled.")
+    idx = torch.multinomial(areas.cpu().double(), n, replacement=True, generator=generator).to(verts.device)
+    u, v = torch.rand(2, n, 1, generator=generator, dtype=verts.dtype).to(verts.device)
+    su = u.sqrt()
+    w0, w1, w2 = 1 - su, su * (1 - v), su * v  # (n, 1) each
+    fv = face_verts[idx]
+    points = w0 * fv[:, 0] + w1 * fv[:, 1] + w2 * fv[:, 2]
+    normals = torch.nn.functional.normalize(cross[idx], dim=1)
+    return points, normals
+
+
 def with_vertex_colors(mesh: Meshes, color: Sequence[float] | None = None) -> Meshes:
     """The mesh with a TexturesVertex: a uniform `color`, shaded gently by height so texture is visible."""
     base = torch.tensor(color if color is not None else (0.75, 0.75, 0.78), dtype=torch.float32, device=mesh.device)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 import torch
-from pytorch3d.structures import Meshes
 from pytorch3d.transforms import so3_exp_map, so3_relative_angle
 
 from . import rendering
@@ -59,19 +58,6 @@ class Config:
         return cls(n_points=500, steps=25)
 
 
-def sample_surface(mesh: Meshes, n: int, generator: torch.Generator) -> torch.Tensor:
-    """`n` points uniformly on the surface of a one-mesh batch, drawn on the CPU with `generator`. (n, 3)."""
-    verts = mesh.verts_packed().detach().cpu()
-    tri = verts[mesh.faces_packed().cpu()]  # (F, 3, 3)
-    areas = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1).norm(dim=1)  # (F,)
-    idx = torch.multinomial(areas, n, replacement=True, generator=generator)
-    u, v = torch.rand(2, n, generator=generator)
-    flip = u + v > 1
-    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
-    t = tri[idx]
-    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-
-
 def points_figure(source: torch.Tensor, current: torch.Tensor, target: torch.Tensor, title: str = "") -> go.Figure:
     """Source (grey), current estimate (orange) and target (blue), the first PLOT_POINTS of each."""
     fig = go.Figure()
@@ -104,7 +90,8 @@ def run(cfg: Config) -> Iterator[Event]:
         raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
     device = resolve_device(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    source = sample_surface(rendering.procedural_mesh(cfg.source), cfg.n_points, gen)  # (P, 3), CPU
+    mesh = rendering.procedural_mesh(cfg.source)
+    source = rendering.sample_surface(mesh.verts_packed(), mesh.faces_packed(), cfg.n_points, gen)[0]  # (P, 3), CPU
     true_t = torch.tensor(cfg.true_translation, dtype=torch.float32)
     true_R = (
         so3_exp_map(torch.tensor([cfg.true_rotation], dtype=torch.float32))[0] if cfg.fit_rotation else torch.eye(3)
