@@ -10,8 +10,8 @@ from pathlib import Path
 import gradio as gr
 
 import tabs
-from pipelines.device import resolve_device
-from pipelines.runs import RunStore, default_data_dir
+from pipelines.core.device import resolve_device
+from pipelines.core.runs import RunStore, default_data_dir
 from tabs.context import AppContext
 
 CSS = """

@@ -22,8 +22,8 @@ def measure(path: Path) -> dict:
     """One case, in this process: each stage timed, then the whole pipeline end to end (as the app runs it)."""
     import dataclasses
 
-    from pipelines import inspect as pipeline
-    from pipelines import mesh_io
+    from pipelines.files import mesh_io
+    from pipelines.inspect import pipeline
 
     limits = mesh_io.Limits()
     # Warm up: the first load imports the readers (PyTorch3D io, trimesh, open3d); that is start-up, not load time.

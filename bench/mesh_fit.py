@@ -16,7 +16,7 @@ def _steps_per_second(level: int, samples: int, target_points: int, steps: int) 
 
     import torch
 
-    from pipelines import mesh_fit
+    from pipelines.mesh_fit import pipeline as mesh_fit
 
     cfg = dataclasses.replace(
         mesh_fit.Config(),
@@ -42,7 +42,7 @@ def _steps_per_second(level: int, samples: int, target_points: int, steps: int) 
 def _quick_run() -> dict:
     import dataclasses
 
-    from pipelines import mesh_fit
+    from pipelines.mesh_fit import pipeline as mesh_fit
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(mesh_fit.Config.quick(), out_dir=Path(tmp), device="cpu")

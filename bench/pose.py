@@ -14,7 +14,7 @@ def _steps_per_second(size: int, k: int, detail: int, backend: str, steps: int) 
     """Silhouette-loss steps (render, loss, backward, Adam) per second on the CPU."""
     import torch
 
-    from pipelines import pose
+    from pipelines.pose import pipeline as pose
 
     device = torch.device("cpu")
     mesh, _ = pose.load_mesh((), Path("."), detail, device)
@@ -42,7 +42,8 @@ def _steps_per_second(size: int, k: int, detail: int, backend: str, steps: int) 
 def _quick_run(name: str) -> dict:
     import dataclasses
 
-    from pipelines import pose, pose_track
+    from pipelines.pose import pipeline as pose
+    from pipelines.pose import track as pose_track
 
     module = pose if name == "pose" else pose_track
     with tempfile.TemporaryDirectory() as tmp:

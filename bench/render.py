@@ -44,7 +44,8 @@ def measure(size: int, faces: int, mode: str, k: int, tiled: bool) -> Cell:
     """Render a torus of about `faces` triangles until MIN_SECONDS pass (after one warm-up when it is cheap)."""
     import torch
 
-    from pipelines import rendering, shading
+    from pipelines.render import rendering
+    from pipelines.shading import lab as shading
 
     mesh = rendering.torus_with_faces(faces)
     settings = shading.RenderSettings(image_size=size, memory_budget_mb=16_384)

@@ -34,8 +34,8 @@ def forwards_per_second(model, batch: int, seconds: float = 3.0, grad: bool = Fa
 
 
 def smplify_seconds(preset: str, seeds: tuple[int, ...]) -> list[dict]:
-    from pipelines import smplify
-    from pipelines.config import make_preset
+    from pipelines.core.config import make_preset
+    from pipelines.smpl import smplify
 
     rows = []
     for seed in seeds:
@@ -48,7 +48,7 @@ def smplify_seconds(preset: str, seeds: tuple[int, ...]) -> list[dict]:
 
 
 def main() -> None:
-    from pipelines import body_model
+    from pipelines.smpl import body_model
 
     model = body_model.load().to("cpu")
     threads = torch.get_num_threads()

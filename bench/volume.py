@@ -35,8 +35,8 @@ def case(pipeline: str, preset: str, overrides: dict[str, Any], bar: float = 0.0
     import torch
 
     from pipelines import get
-    from pipelines.config import make_preset, override
-    from pipelines.events import Done, Progress
+    from pipelines.core.config import make_preset, override
+    from pipelines.core.events import Done, Progress
 
     module = get(pipeline)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +94,9 @@ def render_time(pipeline: str, preset: str, overrides: dict[str, Any], size: int
     """Seconds to render one `size` px view with the preset's field or grid (untrained; the cost is the same)."""
     import torch
 
-    from pipelines import get, multiview, raymarching
-    from pipelines.config import make_preset, override
+    from pipelines import get
+    from pipelines.core.config import make_preset, override
+    from pipelines.train import multiview, raymarching
 
     module = get(pipeline)
     cfg = override(make_preset(module.Config, preset), {**overrides, "device": "cpu"})

@@ -10,19 +10,19 @@ import time
 import typing
 from pathlib import Path
 
-from . import REGISTRY, get
-from .config import PRESETS, field_docs, make_preset, override
-from .ddp import env_rank
-from .device import default_preset, resolve_device
-from .events import Done, Preview, Progress
-from .runner import Run
-from .runs import RunStore, default_data_dir
+from pipelines import REGISTRY, get
+from pipelines.core.config import PRESETS, field_docs, make_preset, override
+from pipelines.core.ddp import env_rank
+from pipelines.core.device import default_preset, resolve_device
+from pipelines.core.events import Done, Preview, Progress
+from pipelines.core.runner import Run
+from pipelines.core.runs import RunStore, default_data_dir
 
 
 def _pipeline_parser(name: str, config_cls: type) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m pipelines {name}",
-        description=REGISTRY[name.replace("_", "-")],
+        description=REGISTRY[name.replace("_", "-")].summary,
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument(
@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         print("\nPipelines:")
-        for key, summary in REGISTRY.items():
-            print(f"  {key:14s} {summary}")
+        for key, entry in REGISTRY.items():
+            print(f"  {key:18s} {entry.summary}")
         print("\n`python -m pipelines <name> --help` lists a pipeline's settings.")
         return 0
     if argv[0] == "--list":
-        for key, summary in REGISTRY.items():
-            print(f"{key}\t{summary}")
+        for key, entry in REGISTRY.items():
+            print(f"{key}\t{entry.summary}")
         return 0
     name = argv[0]
     try:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = env_rank()
     say = print if rank == 0 else (lambda *_, **__: None)
     store = None if args.get("no_record") or rank != 0 else RunStore(data_dir)
-    run = Run(name, cfg, store, data_dir / "runs", preset=preset, source="cli")
+    run = Run(name, module.run, cfg, store, data_dir / "runs", preset=preset, source="cli")
     say(f"run {run.id}: {name} preset={preset} device={device} out_dir={run.cfg.out_dir}", flush=True)
     start = time.monotonic()
     try:

@@ -8,21 +8,25 @@ from pathlib import Path
 
 import torch
 
-from . import REGISTRY
-from .device import default_preset, describe_device
+from pipelines import REGISTRY, get
+from pipelines.core.device import default_preset, describe_device
 
-# Optional files an operator may put in --models-dir; the app never downloads them.
-OPTIONAL_FILES = {
-    "SMPL body model": (
-        "SMPL_NEUTRAL.npz",
-        "SMPL_MALE.npz",
-        "SMPL_FEMALE.npz",
-        "SMPL_NEUTRAL.pkl",
-        "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl",
-    ),
-    "SMPLify GMM pose prior": ("gmm_08.pkl", "gmm_08.npz"),
-    "FID Inception weights": ("pt_inception-2015-12-05-6726825d.pth",),
-}
+
+def optional_files() -> dict[str, tuple[str, ...]]:
+    """What an operator may put in --models-dir, collected from the pipelines that declare `OPTIONAL_FILES`."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name in REGISTRY:
+        found.update(getattr(get(name), "OPTIONAL_FILES", {}))
+    return found
+
+
+def _notes(models_dir: Path | None) -> dict[str, str]:
+    notes: dict[str, str] = {}
+    for name in REGISTRY:
+        describe = getattr(get(name), "health_notes", None)
+        if describe is not None:
+            notes.update(describe(models_dir))
+    return notes
 
 
 def compiled_ops_status() -> tuple[bool, str]:
@@ -54,11 +58,9 @@ def health(device: torch.device, models_dir: Path | None) -> dict:
     """A JSON-able report for the Health panel and `python -m pipelines --health`."""
     ok, detail = compiled_ops_status()
     found: dict[str, list[str]] = {}
-    for what, names in OPTIONAL_FILES.items():
+    for what, names in optional_files().items():
         found[what] = [n for n in names if models_dir is not None and (models_dir / n).is_file()]
     checkpoints = sorted(p.name for p in models_dir.glob("*.pt")) if models_dir and models_dir.is_dir() else []
-    from .body_model import model_in_use
-
     return {
         "device": describe_device(device),
         "device_type": device.type,
@@ -75,6 +77,6 @@ def health(device: torch.device, models_dir: Path | None) -> dict:
         "models_dir": None if models_dir is None else str(models_dir),
         "optional_files": {k: (v or "not found: the procedural default is used") for k, v in found.items()},
         "checkpoints": checkpoints,
-        "smpl_body_model": model_in_use(models_dir),
+        **_notes(models_dir),
         "default_preset": {name: default_preset(device) for name in REGISTRY},
     }

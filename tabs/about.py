@@ -54,4 +54,4 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     refresh.click(_refresh, None, [table, raw], api_name="health")
     with gr.Accordion("Pipelines", open=False):
-        gr.Markdown("\n".join(f"- **{k}**: {v}" for k, v in REGISTRY.items()))
+        gr.Markdown("\n".join(f"- **{k}**: {e.summary}" for k, e in REGISTRY.items()))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from pipelines.runs import RunStore
+from pipelines.core.runs import RunStore
 
 
 @dataclass

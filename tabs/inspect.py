@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from pipelines.inspect import ASSETS_DIR, Config
+from pipelines.inspect.pipeline import ASSETS_DIR, Config
 
 from .context import AppContext
 from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file
@@ -46,7 +46,7 @@ def sample_groups() -> dict[str, list[str]]:
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    from pipelines import mesh_io
+    from pipelines.files import mesh_io
 
     with gr.Accordion("Lesson: files, statistics, cameras, batches", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
@@ -180,7 +180,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
 
 def _camera_panel(ctx: AppContext, asset_state: gr.State) -> dict:
-    from pipelines import cameras
+    from pipelines.render import cameras
 
     gr.Markdown(
         "Set up a camera and see where points land in world, view, NDC and screen space. The sample points are the corners of the inspected mesh's bounding box (or of a unit cube)."
@@ -289,7 +289,7 @@ def _table_rows(rows: list[dict]):
 
 
 def _batch_panel(asset_state: gr.State) -> None:
-    from pipelines import batches
+    from pipelines.render import batches
 
     gr.Markdown(
         "Three procedural meshes of different sizes (plus the inspected mesh, if any) as one PyTorch3D `Meshes` batch."

@@ -9,9 +9,9 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines import mesh_fit
-from pipelines.config import make_preset
-from pipelines.device import default_preset
+from pipelines.core.config import make_preset
+from pipelines.core.device import default_preset
+from pipelines.mesh_fit import pipeline as mesh_fit
 
 from .context import AppContext
 from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file

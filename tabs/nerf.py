@@ -6,9 +6,9 @@ import dataclasses
 
 import gradio as gr
 
-from pipelines import nerf
-from pipelines.config import make_preset
-from pipelines.device import default_preset
+from pipelines.core.config import make_preset
+from pipelines.core.device import default_preset
+from pipelines.nerf import pipeline as nerf
 
 from .context import AppContext
 from .stream import LATEX, run_panel, stop_button, stream, upload_path, viewer_file

@@ -9,9 +9,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from pipelines import pose, pose_track
-from pipelines.config import make_preset
-from pipelines.device import default_preset
+from pipelines.core.config import make_preset
+from pipelines.core.device import default_preset
+from pipelines.pose import pipeline as pose
+from pipelines.pose import track as pose_track
 
 from .context import AppContext
 from .mesh_fit import bounded_number, number_overrides

@@ -8,7 +8,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from pipelines import REGISTRY
-from pipelines.runs import STATUSES
+from pipelines.core.runs import STATUSES
 
 from .context import AppContext
 

@@ -12,10 +12,14 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines import rendering, rotations, shading, shading_fit, shading_points, shading_turntable
-from pipelines.config import make_preset
-from pipelines.device import default_preset
-from pipelines.events import to_uint8
+from pipelines.core.config import make_preset
+from pipelines.core.device import default_preset
+from pipelines.core.events import to_uint8
+from pipelines.render import rendering, rotations
+from pipelines.shading import fit as shading_fit
+from pipelines.shading import lab as shading
+from pipelines.shading import points as shading_points
+from pipelines.shading import turntable as shading_turntable
 
 from .context import AppContext
 from .stream import LATEX, run_panel, stop_button, stream, upload_paths
@@ -131,7 +135,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     def mesh_source(name: str | None, files: Any, request: gr.Request | None) -> str:
         """The mesh to render: the upload (staged once per file set) or the picked mesh."""
-        from pipelines import mesh_io
+        from pipelines.files import mesh_io
 
         paths = list(upload_paths(files))
         if not paths:

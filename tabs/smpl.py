@@ -13,10 +13,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from pipelines import body_model, smpl, smplify
-from pipelines.body_model import JOINT_NAMES, PROCEDURAL, SHAPE_NAMES
-from pipelines.config import make_preset
-from pipelines.device import default_preset
+from pipelines.core.config import make_preset
+from pipelines.core.device import default_preset
+from pipelines.smpl import body_model, smplify
+from pipelines.smpl import pipeline as smpl
+from pipelines.smpl.body_model import JOINT_NAMES, PROCEDURAL, SHAPE_NAMES
 
 from .context import AppContext
 from .stream import LATEX, run_panel, stop_button, stream, upload_path, viewer_file

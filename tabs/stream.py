@@ -14,8 +14,9 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from pipelines.events import Done, Preview, Progress
-from pipelines.runner import Run
+import pipelines
+from pipelines.core.events import Done, Preview, Progress
+from pipelines.core.runner import Run
 
 from .context import AppContext
 
@@ -121,7 +122,7 @@ def stream(
     session = getattr(request, "session_hash", None)
     flag = ctx.stop_flag(session, tab)
     flag.clear()
-    run = Run(name, cfg, ctx.store, ctx.runs_dir, preset=preset, source="ui")
+    run = Run(name, pipelines.get(name).run, cfg, ctx.store, ctx.runs_dir, preset=preset, source="ui")
     events = iter(run)
     history: dict[str, tuple[list[int], list[float]]] = {}
     start = time.monotonic()

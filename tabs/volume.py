@@ -7,9 +7,10 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines import multiview, volume
-from pipelines.config import make_preset
-from pipelines.device import default_preset
+from pipelines.core.config import make_preset
+from pipelines.core.device import default_preset
+from pipelines.train import multiview
+from pipelines.volume import pipeline as volume
 
 from .context import AppContext
 from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file

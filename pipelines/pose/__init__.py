@@ -1,0 +1,1 @@
+"""Chapter 4: camera pose by differentiable rendering, and tracking."""

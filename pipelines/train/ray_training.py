@@ -1,0 +1,287 @@
+"""The training loop that Volume and NeRF share: the multi-view data, random rays per step, chunked backward
+passes, data parallelism, held-out evaluation and the orbit video.
+
+A pipeline supplies its model through three calls (see `RayModel`): a renderer for the training chunks of one
+step, a hook after the step's last backward, and a no-grad renderer for evaluation. Everything else, including
+how a step is split across DDP ranks, lives here once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from pipelines.core import ddp
+from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
+from pipelines.train import multiview, raymarching
+
+
+@dataclass(frozen=True)
+class RayTrainConfig(multiview.DataConfig):
+    """The settings every ray-trained pipeline has (the data's are inherited); each pipeline sets its defaults."""
+
+    n_pts_per_ray: int = 128
+    """Samples per ray, evenly from min_depth to max_depth."""
+    min_depth: float = 0.1
+    """Depth of the first sample along each ray (view-space z)."""
+    max_depth: float = 3.0
+    """Depth of the last sample along each ray."""
+    bound_radius: float = 0.0
+    """0 samples whole rays (the book). R > 0: density is zero outside a sphere of radius R, and only rays and
+    samples inside it are evaluated (the same image at a fraction of the cost)."""
+    batch_cameras: int = 6
+    """Training views per optimisation step."""
+    rays_per_image: int = 750
+    """Random pixels (rays) per training view per step; 0 takes every pixel."""
+    steps: int = 300
+    """Optimisation steps."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    lr_drop_at: float = 0.75
+    """Fraction of the steps after which the learning rate drops tenfold."""
+    w_color: float = 1.0
+    """Weight of the Huber colour loss."""
+    w_silhouette: float = 1.0
+    """Weight of the Huber silhouette loss (rendered opacity against the mask)."""
+    chunk_rays: int = 8192
+    """Rays per forward/backward chunk, in training and when rendering full images: bounds memory, and Stop is
+    checked between chunks."""
+    eval_every: int = 50
+    """Steps between held-out evaluations (PSNR curve and live preview)."""
+    orbit_frames: int = 36
+    """Frames of the orbit video."""
+    mesh_level: float = 0.1
+    """Per-sample opacity (0-1) at which marching cubes draws the surface; empty space fits to 0."""
+    device: str = "auto"
+    """auto (CUDA when present), cpu, or cuda[:N]. Under torchrun each rank uses its local GPU."""
+    seed: int = 0
+    """Seeds the choice of training views and rays (and, for a network, its initial weights)."""
+    out_dir: Path | None = None
+    """Where the video, mesh, pictures and model files go (the app and CLI set one per run)."""
+
+
+def check_sampling(n_pts_per_ray: int, min_depth: float, max_depth: float) -> None:
+    """Refuse ray-sampling settings that would allocate absurdly or sample nothing (config checks and checkpoints)."""
+    if not (2 <= n_pts_per_ray <= 1024):
+        raise ValueError(f"{n_pts_per_ray} samples per ray is out of range: use 2 to 1024.")
+    if not (0 <= min_depth < max_depth) or not math.isfinite(max_depth):
+        raise ValueError(f"Depths must satisfy 0 <= min_depth < max_depth (got {min_depth}, {max_depth}).")
+
+
+RenderFn = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]  # bundle -> (rgb (1, M, 3), alpha (1, M))
+
+
+class RayModel(Protocol):
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def train_renderer(self) -> Callable[[Any], torch.Tensor]:
+        """Called at the start of each step: bundle -> (1, M, 4) rgb + alpha, differentiable."""
+        ...
+
+    def finish_step(self) -> None:
+        """Called after the step's last chunk was backpropagated, before gradients are summed across ranks."""
+        ...
+
+    def eval_renderer(self) -> RenderFn:
+        """The current model for rendering under no_grad."""
+        ...
+
+
+def run_distributed(cfg: Any, body: Callable[[Any, ddp.Dist], Iterator[Event]]) -> Iterator[Event]:
+    """Join the process group (a no-op outside torchrun), run `body(cfg, dist)`, always leave the group."""
+    dist = ddp.setup(cfg.device)
+    try:
+        yield from body(cfg, dist)
+    finally:
+        dist.close()
+
+
+@dataclass
+class Session:
+    """One training run's shared state: the data, its rays, timers, chunkers and the progress message."""
+
+    cfg: Any
+    dist: ddp.Dist
+    out_dir: Path | None
+    data: multiview.MultiviewData
+    rays: raymarching.PixelRays
+    t_start: float
+    t_data: float
+    ticker: raymarching.Ticker = field(default_factory=raymarching.Ticker)
+    state: dict[str, Any] = field(default_factory=lambda: {"step": 0, "message": ""})
+
+    def __post_init__(self) -> None:
+        # Training chunks: each backward also touches the whole grid or network, so chunks stay >= 1/4 of chunk_rays.
+        rays = self.cfg.chunk_rays
+        self.chunker = raymarching.Chunker(rays, target_s=0.4, min_size=max(64, rays // 4))
+        self.render_chunker = raymarching.Chunker(rays)
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def progress(self) -> Progress:
+        return Progress(self.state["step"], self.cfg.steps, {}, self.state["message"])
+
+    def render(self, render_fn: RenderFn, cameras):
+        """Full images from `cameras` (a generator yielding progress; returns rgb (N, H, W, 3))."""
+        cfg = self.cfg
+        images, _ = yield from raymarching.render_cameras(
+            render_fn, cameras, self.data.image_size, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth,
+            self.render_chunker, self.ticker, self.progress, cfg.bound_radius,
+        )  # fmt: skip
+        return images
+
+    def evaluate(self, render_fn: RenderFn, n_views: int = 0):
+        """Renders of the first `n_views` held-out views (0 = all) and their mean PSNR (a generator)."""
+        idx = self.data.test_idx if n_views <= 0 else self.data.test_idx[:n_views]
+        images = yield from self.render(render_fn, self.data.cameras(idx))
+        scores = [raymarching.psnr(images[i], self.data.images[j]) for i, j in enumerate(idx.tolist())]
+        return images, float(sum(scores) / len(scores))
+
+    def orbit_video(self, render_fn: RenderFn) -> Iterator[Progress]:
+        """Render the orbit (cfg.orbit_frames views) and write orbit.mp4; returns its path, or None for 0 frames."""
+        if self.cfg.orbit_frames <= 0 or self.out_dir is None:
+            return None
+        self.state["message"] = "rendering the orbit video"
+        cams = raymarching.orbit_cameras(self.cfg.orbit_frames, self.data.elevation, self.data.distance, self.device)
+        frames = yield from self.render(render_fn, cams)
+        return raymarching.write_video(
+            [to_uint8(raymarching.upscale(f, 256)) for f in frames], self.out_dir / "orbit.mp4"
+        )
+
+
+def open_session(cfg: Any, dist: ddp.Dist) -> Iterator[Progress]:
+    """Check the output folder, build (or receive from rank 0) the multi-view data: a generator returning a Session."""
+    out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
+    if dist.is_main:
+        if out_dir is None:
+            raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    yield Progress(0, cfg.steps, {}, "rendering the multi-view data")
+    data = yield from multiview.relay(
+        multiview.build_shared(cfg, dist.device, dist, None if out_dir is None else out_dir / "upload"),
+        lambda message: Progress(0, cfg.steps, {}, message),
+    )
+    t_data = time.perf_counter() - t_start
+    yield Progress(0, cfg.steps, {}, f"rendered {len(data.images)} views of {data.image_size} px in {t_data:.1f} s")
+    rays = raymarching.PixelRays(data, cfg.bound_radius)
+    return Session(cfg, dist, out_dir, data, rays, t_start, t_data)
+
+
+@dataclass
+class TrainResult:
+    losses: dict[str, float]
+    history: list[tuple[int, float]]  # (step, held-out PSNR)
+    images: torch.Tensor | None  # the last held-out renders (rank 0)
+    psnr_init: float
+    train_time_s: float
+    rays_per_step: int
+
+
+def train(
+    s: Session,
+    model: RayModel,
+    optimizer: torch.optim.Optimizer,
+    *,
+    what: str,
+    eval_views: int = 0,
+    jitter: bool = False,
+) -> Iterator[Event]:
+    """The shared loop (a generator returning a TrainResult). Each step: every rank draws the same random views
+    and rays from the seeded generator (and the same stratified jitter when `jitter`), renders its shard in
+    adaptive chunks with the Huber colour + silhouette loss scaled by the global ray count, sums gradients across
+    ranks and steps; the lr drops x0.1 at cfg.lr_drop_at. Rank 0 evaluates every cfg.eval_every steps
+    (`eval_views` held-out views, all of them at the end) and yields a Preview."""
+    cfg, data, rays, dist, device = s.cfg, s.data, s.rays, s.dist, s.device
+    gen = torch.Generator().manual_seed(cfg.seed)
+    params = list(model.parameters())
+    drop_step = max(1, round(cfg.lr_drop_at * cfg.steps))
+    target = data.images[data.test_idx[0]]
+    history: list[tuple[int, float]] = []
+    images, psnr_init = None, 0.0
+    if dist.is_main:
+        s.state["message"] = f"evaluating the initial {what}"
+        images, psnr_init = yield from s.evaluate(model.eval_renderer())
+        history.append((0, psnr_init))
+        yield Preview(0, image=raymarching.side_by_side(target, images[0]),
+                      caption=f"initial {what}: held-out PSNR {psnr_init:.2f} dB")  # fmt: skip
+
+    n_train = len(data.train_idx)
+    b = min(cfg.batch_cameras, n_train)
+    t_train = time.perf_counter()
+    losses: dict[str, float] = {}
+    n_global = 0
+    for step in range(1, cfg.steps + 1):
+        s.state["step"] = step - 1
+        if step == drop_step + 1:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * 0.1
+        views = data.train_idx[torch.randperm(n_train, generator=gen)[:b].to(device)]
+        view, pix = rays.sample(views, cfg.rays_per_image, gen)
+        n_global = len(view)
+        jitter_gen = None
+        if jitter:  # the same jitter on every rank, drawn for the whole batch; each rank then takes its shard
+            jitter_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        bundle_all = rays.bundle(view, pix, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, jitter_gen)
+        mine = torch.arange(n_global, device=device)[dist.shard(n_global)]
+        optimizer.zero_grad(set_to_none=True)
+        render = model.train_renderer()
+        sums = torch.zeros(2, device=device)
+        for span in s.chunker.spans(len(mine)):
+            sel = mine[span]
+            out = render(type(bundle_all)(*(t[:, sel] for t in bundle_all)))  # (1, M, 4)
+            v, p = view[sel], pix[sel]
+            loss_color = raymarching.pseudo_huber(out[0, :, :3], rays.colors[v, p]).sum() / (3 * n_global)
+            loss_sil = raymarching.pseudo_huber(out[0, :, 3], rays.silhouettes[v, p]).sum() / n_global
+            (cfg.w_color * loss_color + cfg.w_silhouette * loss_sil).backward()
+            sums += torch.stack([loss_color.detach(), loss_sil.detach()])
+            s.chunker.record()
+            if s.ticker.due():
+                s.state["message"] = f"step {step}: {span.stop}/{len(mine)} rays"
+                yield s.progress()
+                s.ticker.reset()
+        model.finish_step()
+        dist.all_reduce_grads(params)
+        optimizer.step()
+        dist.all_reduce(sums)
+        losses = {"color": float(sums[0]), "silhouette": float(sums[1]), "loss": float(cfg.w_color * sums[0] + cfg.w_silhouette * sums[1])}  # fmt: skip
+        s.state["step"] = step
+        if dist.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
+            s.state["message"] = f"step {step}: evaluating held-out views"
+            images, score = yield from s.evaluate(model.eval_renderer(), 0 if step == cfg.steps else eval_views)
+            history.append((step, score))
+            yield Progress(step, cfg.steps, {**losses, "psnr_heldout": score}, f"held-out PSNR {score:.2f} dB")
+            yield Preview(step, image=raymarching.side_by_side(target, images[0]),
+                          caption=f"step {step}: held-out view, PSNR {score:.2f} dB")  # fmt: skip
+        else:
+            yield Progress(step, cfg.steps, losses, f"lr {optimizer.param_groups[0]['lr']:.3g}")
+        s.ticker.reset()
+    return TrainResult(losses, history, images, psnr_init, time.perf_counter() - t_train, n_global)
+
+
+def finish(s: Session, result: TrainResult, metrics: dict[str, float], files: dict[str, Path], info: dict) -> Done:
+    """The Done event: the shared metrics (PSNR, timings, throughput) plus the pipeline's own."""
+    cfg, t = s.cfg, max(result.train_time_s, 1e-9)
+    shared = {
+        "psnr_heldout": result.history[-1][1],
+        "psnr_heldout_initial": result.psnr_init,
+        "loss": result.losses.get("loss", float("nan")),
+        "steps": float(cfg.steps),
+        "train_time_s": result.train_time_s,
+        "data_time_s": s.t_data,
+        "total_time_s": time.perf_counter() - s.t_start,
+        "steps_per_s": cfg.steps / t,
+        "rays_per_s": cfg.steps * result.rays_per_step / t,
+        "world_size": float(s.dist.world_size),
+    }
+    info = {"data": multiview.summary(s.data), "psnr_history": result.history, "video": files.get("video"),
+            "mesh_glb": files.get("mesh_glb"), **info}  # fmt: skip
+    return Done(metrics={**shared, **metrics}, files=files, info=info)

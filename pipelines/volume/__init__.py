@@ -1,0 +1,1 @@
+"""Chapter 5: voxel-grid volumetric reconstruction from multi-view renders."""

@@ -1,0 +1,526 @@
+"""Loading, statistics, cross-checks and exports of pipelines.mesh_io on the bundled and synthetic files."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assets import make_assets
+from pipelines.files import mesh_io, mesh_obj
+from pipelines.files.mesh_io import Limits, LoadedAsset, load_asset
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory) -> Path:
+    """The sample assets, freshly generated (the committed ones are compared with these below)."""
+    out = tmp_path_factory.mktemp("samples")
+    make_assets.make_all(out)
+    return out
+
+
+def mesh_asset(verts, faces, name: str = "test.ply") -> LoadedAsset:
+    return LoadedAsset(
+        path=Path(name),
+        format="ply",
+        encoding="ascii",
+        header="",
+        verts=np.asarray(verts, dtype=np.float32),
+        faces=np.asarray(faces, dtype=np.int64).reshape(-1, 3),
+    )
+
+
+def unit_cube() -> tuple[np.ndarray, np.ndarray]:
+    """Unit cube [0, 1]^3 with 12 outward triangles."""
+    v = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float32)
+    quads = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
+    f = np.array([[q[0], q[1], q[2]] for q in quads] + [[q[0], q[2], q[3]] for q in quads])
+    return v, f
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bundled samples, one per format
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_committed_assets_are_reproducible_and_small(samples: Path) -> None:
+    committed = make_assets.ASSETS_DIR
+    fresh = sorted(p.name for p in samples.iterdir())
+    assert fresh, "make_all wrote nothing"
+    total = 0
+    for name in fresh:
+        assert (committed / name).is_file(), f"{name} is not committed: run python -m assets.make_assets"
+        assert (committed / name).read_bytes() == (samples / name).read_bytes(), f"{name} differs from make_assets"
+        total += (committed / name).stat().st_size
+    assert total < 300_000
+
+
+def test_textured_cube_obj(samples: Path) -> None:
+    a = load_asset(samples / "textured_cube.obj")
+    assert (a.format, a.encoding, a.num_vertices, a.num_faces) == ("obj", "ascii", 8, 12)
+    assert a.loader == "pytorch3d.io.load_obj"
+    assert a.uvs.shape == (4, 2) and a.face_uvs.shape == (12, 3)
+    assert a.texture is not None and a.texture.size == (128, 128) and a.texture_name == "textured_cube.png"
+    mat = a.materials[0]
+    assert mat["name"] == "checker" and mat["Kd"] == [1, 1, 1] and mat["Ks"] == [0.3, 0.3, 0.3] and mat["Ns"] == 32
+    assert mat["map_Kd"] == "textured_cube.png" and mat["texture_size"] == [128, 128]
+    assert a.normals.shape == (8, 3) and np.allclose(np.linalg.norm(a.normals, axis=1), 1, atol=1e-5)
+    assert (a.face_materials == 0).all()
+    assert "mtllib textured_cube.mtl" in a.header and "newmtl checker" in a.header
+    assert not a.warnings
+    stats = mesh_io.geometry_stats(a)
+    assert stats["has_texture"] and stats["has_uvs"] and stats["has_normals"]
+    check = mesh_io.cross_check(a)
+    assert check["agree"] is True, check
+
+
+def test_obj_quads_negative_indices_two_materials(samples: Path) -> None:
+    a = load_asset(samples / "two_materials.obj")
+    assert (a.num_vertices, a.num_faces) == (13, 18)
+    assert [m["name"] for m in a.materials] == ["red", "blue"]
+    assert a.materials[0]["Kd"] == [0.8, 0.1, 0.1] and a.materials[1]["d"] == pytest.approx(0.75)  # Tr 0.25
+    assert np.bincount(a.face_materials).tolist() == [8, 10]
+    assert (a.faces[12:] >= 8).all(), "pyramid indices are relative to the vertices written before them"
+    names = {e["name"]: e for e in a.elements}
+    assert names["g/o"]["names"] == ["cube", "pyramid"] and names["f"]["count"] == 11
+    stats = mesh_io.geometry_stats(a)
+    assert stats["components"] == 2 and stats["watertight"] and stats["euler_characteristic"] == 4
+    assert stats["volume"] == pytest.approx(1 + 1 / 3, rel=1e-5)
+    assert mesh_io.cross_check(a)["agree"] is True
+
+
+OBJ_FORMS = """mtllib missing.mtl
+o forms
+v 0 0 0
+v 1 0 0
+v 1 1 0
+v 0 1 0
+v 0.5 1.5 0
+vt 0 0
+vt 1 0
+vt 1 1
+vt 0 1
+vn 0 0 1
+g plain
+f 1 2 3
+g slash
+f 1/1 3/3 4/4
+g double
+f 1//1 2//1 3//1
+g triple
+f 1/1/1 2/2/1 3/3/1
+g negative
+f -5/-4/-1 -4/-3/-1 -3/-2/-1 -2/-1/-1
+g pentagon
+f 1 2 3 5 4
+"""
+
+
+def test_obj_all_index_forms(tmp_path: Path) -> None:
+    path = tmp_path / "forms.obj"
+    path.write_text(OBJ_FORMS)
+    a = load_asset(path)
+    assert a.num_vertices == 5 and a.num_faces == 1 + 1 + 1 + 1 + 2 + 3
+    assert a.faces[:4].tolist() == [[0, 1, 2], [0, 2, 3], [0, 1, 2], [0, 1, 2]]
+    assert a.faces[4:6].tolist() == [[0, 1, 2], [0, 2, 3]]  # quad with negative indices, fanned
+    assert a.faces[6:].tolist() == [[0, 1, 2], [0, 2, 4], [0, 4, 3]]
+    assert a.face_uvs[1].tolist() == [0, 2, 3] and a.face_uvs[2].tolist() == [-1, -1, -1]
+    assert any("missing.mtl" in w and "not found" in w for w in a.warnings)
+    assert {e["name"]: e for e in a.elements}["g/o"]["count"] == 7
+
+
+def test_obj_interleaved_negative_indices_follow_the_spec(tmp_path: Path) -> None:
+    relative = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf -3 -2 -1\nv 5 0 0\nv 6 0 0\nv 5 1 0\nf -3 -2 -1\n"
+    absolute = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nv 5 0 0\nv 6 0 0\nv 5 1 0\nf 4 5 6\n"
+    (tmp_path / "rel.obj").write_text(relative)
+    (tmp_path / "abs.obj").write_text(absolute)
+    a, b = load_asset(tmp_path / "rel.obj"), load_asset(tmp_path / "abs.obj")
+    assert a.faces.tolist() == b.faces.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert "relative" in a.loader and b.loader == "pytorch3d.io.load_obj"
+    assert load_asset(tmp_path / "rel.obj").faces.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def _same_asset(a: LoadedAsset, b: LoadedAsset) -> None:
+    assert np.array_equal(a.verts, b.verts) and np.array_equal(a.faces, b.faces)
+    for attr in ("face_uvs", "face_materials", "uvs", "normals", "colors"):
+        x, y = getattr(a, attr), getattr(b, attr)
+        assert (x is None) == (y is None), attr
+        if x is not None:
+            assert np.allclose(x, y), attr
+
+
+def test_vectorised_obj_reader_matches_pytorch3d(samples: Path, tmp_path: Path, monkeypatch) -> None:
+    textured_neg = (
+        "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nusemtl a\nf -4/-3 -3/-2 -2/-1\n"
+        "usemtl b\nf -4/-3 -2/-1 -1/-1\nusemtl a\nf 1/1 2/2 4/3\n"
+    )
+    (tmp_path / "neg.obj").write_text(textured_neg)
+    files = [samples / "textured_cube.obj", tmp_path / "neg.obj"]
+    files.append(make_assets.make_mesh_file(tmp_path / "tri.obj", 500, "obj"))
+    reference = [load_asset(p) for p in files]
+    assert all(r.loader == "pytorch3d.io.load_obj" for r in reference)
+    monkeypatch.setattr(mesh_io, "PYTORCH3D_MAX_FACES", 0)
+    for path, ref in zip(files, reference, strict=True):
+        fast = load_asset(path)
+        assert fast.loader.startswith("mesh_io vectorised"), fast.loader
+        _same_asset(fast, ref)
+    (tmp_path / "forms.obj").write_text(OBJ_FORMS)  # mixed corner forms: not vectorisable, PyTorch3D reads it
+    assert load_asset(tmp_path / "forms.obj").loader == "pytorch3d.io.load_obj"
+
+
+def test_vectorised_obj_matches_the_python_reference_on_relative_indices(tmp_path: Path, monkeypatch) -> None:
+    part = "v {x} 0 0\nv {y} 0 0\nv {x} 1 0\nvn 0 0 {z}\nusemtl {m}\nf -3/-3/-1 -2/-2/-1 -1/-1/-1\n"
+    text = "vt 0 0\nvt 1 0\nvt 0 1\n" + part.format(x=0, y=1, z=1, m="a") + part.format(x=5, y=6, z=-1, m="b")
+    (tmp_path / "rel.obj").write_text(text)
+    fast = load_asset(tmp_path / "rel.obj")
+    assert fast.loader.startswith("mesh_io vectorised") and fast.faces.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert fast.face_materials.tolist() == [0, 1] and np.allclose(fast.normals[3:], [0, 0, -1])
+    monkeypatch.setattr(mesh_obj, "_parse_obj_vectorised", lambda data, scan: None)
+    slow = load_asset(tmp_path / "rel.obj")
+    assert "relative" in slow.loader and not slow.loader.startswith("mesh_io vectorised")
+    _same_asset(fast, slow)
+
+
+def test_obj_vertex_colours_and_tabs(tmp_path: Path) -> None:
+    path = tmp_path / "c.obj"
+    path.write_text("v\t0 0 0 255 0 0\nv 1 0 0 0 255 0\nv 0 1 0 0 0 255\nf\t1 2 3\n")
+    a = load_asset(path)
+    assert a.num_faces == 1 and np.allclose(a.colors, np.eye(3))
+
+
+def test_binary_little_endian_ply(samples: Path) -> None:
+    import trimesh
+
+    a = load_asset(samples / "torus_binary.ply")
+    assert (a.format, a.encoding, a.num_vertices, a.num_faces) == ("ply", "binary_little_endian", 1024, 2048)
+    assert a.loader == "pytorch3d.io.IO().load_mesh"
+    ref = trimesh.load(samples / "torus_binary.ply", process=False)
+    assert np.allclose(a.verts, ref.vertices) and np.array_equal(np.sort(a.faces, 0), np.sort(ref.faces, 0))
+    assert a.normals.shape == (1024, 3) and a.colors.shape == (1024, 3)
+    assert np.allclose(a.colors * 255, ref.visual.vertex_colors[:, :3], atol=0.5)
+    props = a.elements[0]["properties"]
+    assert ["red", "uchar"] in props and a.elements[1] == {
+        "name": "face",
+        "count": 2048,
+        "properties": [["vertex_indices", "list uchar int"]],
+    }
+    assert "format binary_little_endian 1.0" in a.header and a.header.rstrip().endswith("end_header")
+    stats = mesh_io.geometry_stats(a)
+    assert stats["watertight"] and stats["euler_characteristic"] == 0 and stats["components"] == 1
+    assert stats["surface_area"] == pytest.approx(ref.area, rel=1e-5)
+    assert stats["volume"] == pytest.approx(abs(ref.volume), rel=1e-5)
+
+
+def test_big_endian_ply_with_polygons_and_extra_element(samples: Path) -> None:
+    a = load_asset(samples / "cylinder_be.ply")
+    assert (a.encoding, a.num_vertices, a.num_faces) == ("binary_big_endian", 48, 24 * 2 + 2 * 22)
+    assert {e["name"]: e["count"] for e in a.elements} == {"vertex": 48, "face": 26, "edge": 24}
+    stats = mesh_io.geometry_stats(a)
+    assert stats["watertight"] and stats["euler_characteristic"] == 2 and stats["winding_consistent"]
+    check = mesh_io.cross_check(a)
+    assert check["agree"] is True and check["num_faces"] == 92, check
+
+
+def test_point_cloud_ascii_ply(samples: Path) -> None:
+    a = load_asset(samples / "points_colored.ply")
+    assert (a.encoding, a.num_vertices, a.num_faces, a.is_point_cloud) == ("ascii", 600, 0, True)
+    assert a.loader == "pytorch3d.io.IO().load_pointcloud"
+    assert a.colors.shape == (600, 4) and a.normals.shape == (600, 3)
+    assert np.allclose(a.colors[a.verts[:, 2] < -0.5, 3], 128 / 255) and np.allclose(a.colors[a.verts[:, 2] > 0, 3], 1)
+    assert not a.warnings  # a PLY without faces is a normal point cloud
+    stats = mesh_io.geometry_stats(a)
+    assert stats["is_point_cloud"] and stats["num_edges"] == 0 and stats["has_colors"]
+    assert mesh_io.cross_check(a)["agree"] is True
+
+
+def _force_own_ply_reader(monkeypatch) -> None:
+    from pipelines.files import mesh_tables
+
+    def refuse(*args, **kwargs):
+        raise ValueError("disabled for the test")
+
+    monkeypatch.setattr(mesh_tables, "_ply_pytorch3d", refuse)
+
+
+@pytest.mark.parametrize("fmt", ["ply", "ply_ascii", "ply_be"])
+def test_vectorised_ply_reader_matches_pytorch3d(tmp_path: Path, monkeypatch, fmt: str) -> None:
+    path = make_assets.make_mesh_file(tmp_path / "m.ply", 3000, fmt)
+    a = load_asset(path)
+    assert a.loader.startswith("pytorch3d")
+    _force_own_ply_reader(monkeypatch)
+    b = load_asset(path)
+    assert b.loader.startswith("mesh_io PLY reader")
+    assert np.array_equal(a.verts, b.verts) and np.array_equal(a.faces, b.faces)
+
+
+def test_ply_property_variants(tmp_path: Path) -> None:
+    """Float colours with alpha, u/v, face colours, MeshLab wedge texcoords, an extra element: all read."""
+    head = (
+        "ply\nformat ascii 1.0\ncomment TextureFile tex.png\nelement vertex 4\nproperty double x\nproperty double y\n"
+        "property double z\nproperty float r\nproperty float g\nproperty float b\nproperty float alpha\n"
+        "property float u\nproperty float v\nelement face 2\nproperty list uchar int vertex_indices\n"
+        "property list uchar float texcoord\nproperty uchar red\nproperty uchar green\nproperty uchar blue\n"
+        "element material 1\nproperty float shininess\nend_header\n"
+    )
+    body = (
+        "0 0 0 1 0 0 1 0 0\n1 0 0 0 1 0 1 1 0\n1 1 0 0 0 1 0.5 1 1\n0 1 0 1 1 1 1 0 1\n"
+        "3 0 1 2 6 0 0 1 0 1 1 255 0 0\n3 0 2 3 6 0 0 1 1 0 1 0 0 255\n7\n"
+    )
+    (tmp_path / "v.ply").write_text(head + body)
+    make_assets.checker_texture(16, 2).save(tmp_path / "tex.png")
+    a = load_asset(tmp_path / "v.ply")
+    assert (a.num_vertices, a.num_faces) == (4, 2)
+    assert a.colors.shape == (4, 4) and a.colors[2, 3] == pytest.approx(0.5)
+    assert np.allclose(a.face_colors[:, :3], [[1, 0, 0], [0, 0, 1]])
+    assert a.face_uvs.shape == (2, 3) and np.allclose(a.uvs[a.face_uvs[1]], [[0, 0], [1, 1], [0, 1]])
+    assert a.texture is not None and a.texture.size == (16, 16)
+    assert {e["name"] for e in a.elements} == {"vertex", "face", "material"}
+
+
+def test_ply_crlf_and_irregular_spacing(tmp_path: Path) -> None:
+    text = (
+        "ply\r\nformat  ascii 1.0\r\nelement vertex 3\r\nproperty float  x\r\nproperty float y\r\nproperty float z\r\n"
+    )
+    text += (
+        "element face 1\r\nproperty list uchar int vertex_index\r\nend_header\r\n0 0 0\r\n1 0 0\r\n0 1 0\r\n3 0 1 2\r\n"
+    )
+    (tmp_path / "crlf.ply").write_text(text, newline="")
+    a = load_asset(tmp_path / "crlf.ply")
+    assert (a.num_vertices, a.num_faces) == (3, 1)
+
+
+def test_stl_binary_and_ascii(samples: Path, tmp_path: Path) -> None:
+    a = load_asset(samples / "icosphere.stl")
+    assert (a.encoding, a.num_vertices, a.num_faces) == ("binary", 960, 320)
+    assert a.face_normals.shape == (320, 3)
+    stats = mesh_io.geometry_stats(a)
+    assert stats["duplicate_vertices"] == 960 - 162 and stats["watertight"] and stats["euler_characteristic"] == 2
+    assert mesh_io.cross_check(a)["agree"] is True
+    ascii_stl = "solid t\n" + "".join(
+        f"facet normal 0 0 1\nouter loop\nvertex {x} 0 0\nvertex {x + 1} 0 0\nvertex {x} 1 0\nendloop\nendfacet\n"
+        for x in range(3)
+    )
+    (tmp_path / "a.stl").write_text(ascii_stl + "endsolid t\n")
+    b = load_asset(tmp_path / "a.stl")
+    assert (b.encoding, b.num_vertices, b.num_faces) == ("ascii", 9, 3)
+    check = mesh_io.cross_check(b)
+    assert check["num_faces"] == 3 and check["agree"] is not None
+
+
+def test_off_plain_coloured_and_polygons(samples: Path, tmp_path: Path) -> None:
+    a = load_asset(samples / "octahedron.off")
+    assert (a.num_vertices, a.num_faces, a.loader) == (6, 8, "pytorch3d.io.IO().load_mesh")
+    assert a.colors.shape == (6, 3) and a.colors.max() <= 1
+    assert mesh_io.geometry_stats(a)["volume"] == pytest.approx(4 / 3)
+    (tmp_path / "poly.off").write_text("COFF\n5 2 0\n0 0 0 255 0 0 255\n1 0 0 0 255 0 255\n1 1 0 0 0 255 255\n"
+                                       "0 1 0 9 9 9 255\n2 2 2 9 9 9 255\n4 0 1 2 3 1 0 0\n3 1 2 4 0 1 0\n")  # fmt: skip
+    b = load_asset(tmp_path / "poly.off")
+    assert (b.num_vertices, b.num_faces) == (5, 3) and b.colors.shape == (5, 4)
+    assert np.allclose(b.face_colors, [[1, 0, 0], [1, 0, 0], [0, 1, 0]])
+    assert mesh_io.cross_check(b)["num_faces"] == 3
+
+
+def test_glb_textured(samples: Path) -> None:
+    a = load_asset(samples / "textured_sphere.glb")
+    assert (a.format, a.encoding, a.num_vertices, a.num_faces) == ("glb", "binary", 642, 1280)
+    assert a.texture is not None and a.texture.size == (64, 64) and a.uvs.shape == (642, 2)
+    assert a.materials[0]["name"] == "checker" and '"accessors"' in a.header
+    assert a.elements[0]["count"] == 642 and a.elements[0]["mode"] == "triangles"
+    check = mesh_io.cross_check(a)
+    assert check["agree"] is True and check["reader"].startswith("pytorch3d"), check
+
+
+def test_gltf_with_external_buffer(tmp_path: Path) -> None:
+    import trimesh
+
+    verts, faces = make_assets.icosphere(1)
+    files = trimesh.exchange.gltf.export_gltf(trimesh.Scene(trimesh.Trimesh(verts, faces, process=False)))
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    a = load_asset(tmp_path / "model.gltf")
+    assert (a.format, a.encoding, a.num_vertices, a.num_faces) == ("gltf", "json", 42, 80)
+    check = mesh_io.cross_check(a)
+    assert check["agree"] is True and "JSON" in check["reader"]
+
+
+@pytest.mark.parametrize("fmt", make_assets.MESH_FORMATS)
+def test_synthetic_files_in_every_format(tmp_path: Path, fmt: str) -> None:
+    ext = fmt.split("_")[0]
+    path = make_assets.make_mesh_file(tmp_path / f"m.{ext}", 1000, fmt)
+    a = load_asset(path)
+    assert a.num_faces == 1000
+    stored = 3000 if fmt == "stl" else len(make_assets.synthetic_mesh(1000)[0])
+    assert a.num_vertices == stored
+    check = mesh_io.cross_check(a)
+    assert check["agree"] is True, check
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Geometry statistics
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_stats_unit_cube() -> None:
+    s = mesh_io.geometry_stats(mesh_asset(*unit_cube()))
+    assert s["surface_area"] == pytest.approx(6) and s["volume"] == pytest.approx(1)
+    assert s["watertight"] and s["manifold"] and s["winding_consistent"]
+    assert (s["num_edges"], s["euler_characteristic"], s["components"]) == (18, 2, 1)
+    assert s["bbox_min"] == [0, 0, 0] and s["bbox_max"] == [1, 1, 1] and s["centroid"] == [0.5, 0.5, 0.5]
+    assert s["degenerate_faces"] == s["duplicate_faces"] == s["duplicate_vertices"] == 0
+
+
+def test_stats_duplicated_and_degenerate_faces() -> None:
+    v, f = unit_cube()
+    dup = mesh_io.geometry_stats(mesh_asset(v, np.vstack([f, f[:1]])))
+    assert dup["duplicate_faces"] == 1 and not dup["watertight"] and not dup["manifold"]
+    assert dup["non_manifold_edges"] == 3 and dup["volume"] is None
+    degen = mesh_io.geometry_stats(mesh_asset(v, np.vstack([f, [[0, 0, 1]], [[0, 1, 1]]])))
+    assert degen["degenerate_faces"] == 2 and degen["watertight"]  # repeated-index faces leave the topology
+    flat = mesh_io.geometry_stats(
+        mesh_asset(np.vstack([v, [[2, 0, 0], [3, 0, 0], [4, 0, 0]]]), np.vstack([f, [[8, 9, 10]]]))
+    )
+    assert flat["degenerate_faces"] == 1 and flat["components"] == 2
+
+
+def test_stats_two_disjoint_cubes_and_open_box() -> None:
+    v, f = unit_cube()
+    two = mesh_io.geometry_stats(mesh_asset(np.vstack([v, v + 3]), np.vstack([f, f + 8])))
+    assert two["components"] == 2 and two["euler_characteristic"] == 4 and two["volume"] == pytest.approx(2)
+    box = mesh_io.geometry_stats(mesh_asset(v, f[1:]))
+    assert not box["watertight"] and box["manifold"] and box["boundary_edges"] == 3 and box["volume"] is None
+    assert box["euler_characteristic"] == 1
+
+
+def test_stats_weld_duplicate_positions() -> None:
+    v, f = unit_cube()
+    soup = mesh_io.geometry_stats(mesh_asset(v[f.ravel()], np.arange(36).reshape(12, 3)))  # STL-style corners
+    assert soup["duplicate_vertices"] == 28 and soup["watertight"] and soup["euler_characteristic"] == 2
+
+
+def test_stats_million_faces_is_fast() -> None:
+    verts, faces = make_assets.synthetic_mesh(1_000_000)
+    asset = mesh_asset(verts, faces)
+    mesh_io.geometry_stats(mesh_asset(*unit_cube()))  # imports scipy outside the timing
+    t0 = time.process_time()  # CPU time of this process: other jobs on a shared machine do not count
+    s = mesh_io.geometry_stats(asset)
+    elapsed = time.process_time() - t0
+    assert s["num_faces"] == 1_000_000 and s["components"] == 1 and s["watertight"] is False  # cut-short torus
+    assert elapsed < 3.0, f"geometry_stats used {elapsed:.2f} s of CPU for 1M faces (about 1 s is expected)"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Exports, sampling, views
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["textured_cube.obj", "torus_binary.ply", "two_materials.obj", "textured_sphere.glb"])
+def test_exports_round_trip(samples: Path, tmp_path: Path, name: str) -> None:
+    a = load_asset(samples / name)
+    for binary in (True, False):
+        b = load_asset(mesh_io.export_ply(a, tmp_path / f"b{binary}.ply", binary=binary))
+        assert (b.num_vertices, b.num_faces) == (a.num_vertices, a.num_faces)
+        assert np.allclose(b.verts, a.verts) and np.array_equal(b.faces, a.faces)
+        assert (b.texture is None) == (a.texture is None) and (b.colors is None) == (a.colors is None)
+    z = mesh_io.export_obj_zip(a, tmp_path / "o.zip")
+    main = mesh_io.stage_upload([z], tmp_path / "unzipped")
+    c = load_asset(main)
+    assert (c.num_vertices, c.num_faces) == (a.num_vertices, a.num_faces) and np.array_equal(c.faces, a.faces)
+    assert (c.texture is None) == (a.texture is None)
+    assert [m["name"] for m in c.materials][: len(a.materials)] == [m["name"] for m in a.materials]
+    g = load_asset(mesh_io.export_glb(a, tmp_path / "m.glb"))
+    assert g.num_faces == a.num_faces and (g.texture is None) == (a.texture is None)
+    if a.face_uvs is None and a.face_materials is None:
+        assert g.num_vertices == a.num_vertices
+
+
+def test_point_cloud_exports(samples: Path, tmp_path: Path) -> None:
+    a = load_asset(samples / "points_colored.ply")
+    g = load_asset(mesh_io.export_glb(a, tmp_path / "p.glb"))
+    assert (g.num_vertices, g.num_faces) == (6 * 600, 8 * 600) and g.colors is not None
+    p = load_asset(mesh_io.export_glb(a, tmp_path / "pp.glb", points_as="points"))
+    assert p.is_point_cloud and p.num_vertices == 600
+    b = load_asset(mesh_io.export_ply(a, tmp_path / "p.ply", binary=True))
+    assert b.is_point_cloud and np.allclose(b.colors, a.colors, atol=1 / 255)
+
+
+def test_sample_points_on_sphere(tmp_path: Path) -> None:
+    import torch
+
+    verts, faces = make_assets.icosphere(3)
+    asset = mesh_asset(verts, faces)
+    state = torch.random.get_rng_state()
+    pts, nrm = mesh_io.sample_points(asset, 5000, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state()), "sampling must not move the global RNG"
+    assert pts.shape == nrm.shape == (5000, 3) and pts.dtype == np.float32
+    assert np.abs(np.linalg.norm(pts, axis=1) - 1).max() < 0.01
+    assert np.allclose(np.linalg.norm(nrm, axis=1), 1, atol=1e-4)
+    assert np.einsum("ij,ij->i", pts, nrm).min() > 0.9  # outward normals
+    again, _ = mesh_io.sample_points(asset, 5000, seed=3)
+    assert np.array_equal(pts, again)
+    out = mesh_io.export_points_ply(pts, nrm, None, tmp_path / "s.ply")
+    cloud = load_asset(out)
+    assert cloud.is_point_cloud and cloud.num_vertices == 5000 and cloud.normals is not None
+
+
+def test_to_pytorch3d(samples: Path) -> None:
+    from pytorch3d.renderer import TexturesUV
+    from pytorch3d.structures import Pointclouds
+
+    cube = mesh_io.to_pytorch3d(load_asset(samples / "textured_cube.obj"))
+    assert isinstance(cube.textures, TexturesUV) and cube.faces_packed().shape == (12, 3)
+    assert cube.textures.maps_padded().shape == (1, 128, 128, 3)
+    cloud = mesh_io.to_pytorch3d(load_asset(samples / "points_colored.ply"))
+    assert isinstance(cloud, Pointclouds) and cloud.features_packed().shape == (600, 3)
+
+
+def test_plotly_figure(samples: Path) -> None:
+    mesh = load_asset(samples / "torus_binary.ply")
+    fig = mesh_io.plotly_figure(mesh, max_faces=500, wireframe=True, show_axes=False)
+    assert [t.type for t in fig.data] == ["mesh3d", "scatter3d"]
+    assert len(fig.data[0].i) == 500 and "500 of 2,048" in fig.layout.title.text
+    assert fig.layout.scene.aspectmode == "data" and fig.layout.scene.xaxis.visible is False
+    assert len(fig.data[0].vertexcolor) == len(fig.data[0].x)
+    cube = mesh_io.plotly_figure(load_asset(samples / "textured_cube.obj"))
+    assert len(cube.data[0].facecolor) == 12  # texture sampled per face (corner uvs)
+    cloud = mesh_io.plotly_figure(load_asset(samples / "points_colored.ply"), point_size=4)
+    assert cloud.data[0].type == "scatter3d" and cloud.data[0].marker.size == 4 and len(cloud.data[0].x) == 600
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Upload staging
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_stage_obj_with_mtl_and_texture(samples: Path, tmp_path: Path) -> None:
+    files = [samples / n for n in ("textured_cube.png", "textured_cube.mtl", "textured_cube.obj", "icosphere.stl")]
+    main = mesh_io.stage_upload(files, tmp_path / "up", Limits())
+    assert main.name == "textured_cube.obj"
+    a = load_asset(main)
+    assert a.texture is not None and any("2 3D files" in w and "icosphere.stl" in w for w in a.warnings)
+
+
+def test_stage_zip_with_folders(samples: Path, tmp_path: Path) -> None:
+    obj = (samples / "textured_cube.obj").read_text().replace("mtllib textured_cube.mtl", "mtllib mat/cube.mtl")
+    mtl = (samples / "textured_cube.mtl").read_text().replace("map_Kd textured_cube.png", "map_Kd ../tex/cube.png")
+    z = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("model/cube.obj", obj)
+        zf.writestr("model/mat/cube.mtl", mtl)
+        zf.writestr("model/tex/cube.png", (samples / "textured_cube.png").read_bytes())
+        zf.writestr("__MACOSX/model/._cube.obj", b"junk")
+    main = mesh_io.stage_upload([z], tmp_path / "up")
+    assert main.relative_to(tmp_path / "up").as_posix() == "model/cube.obj"
+    assert not (tmp_path / "up" / "__MACOSX").exists()
+    a = load_asset(main)
+    # the MTL sits in model/mat/ and its texture in model/tex/: both inside the staged upload, so both are used
+    assert a.materials[0]["name"] == "checker" and a.texture is not None and a.texture_name == "cube.png"
+    outside = load_asset(main, root=main.parent / "mat")  # a root that excludes the file: falls back
+    assert outside.texture is not None
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "cube.obj").write_text(obj)  # not staged: references must stay in the OBJ's own folder
+    alone = load_asset(lone / "cube.obj")
+    assert alone.materials == [{"name": "checker"}] and any("mat/cube.mtl" in w for w in alone.warnings)
