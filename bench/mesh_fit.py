@@ -17,6 +17,8 @@ def _steps_per_second(level: int, samples: int, target_points: int, steps: int) 
     import torch
 
     from pipelines.mesh_fit import pipeline as mesh_fit
+    from pipelines.mesh_fit.fit import fit
+    from pipelines.mesh_fit.targets import load_target
 
     cfg = dataclasses.replace(
         mesh_fit.Config(),
@@ -30,10 +32,10 @@ def _steps_per_second(level: int, samples: int, target_points: int, steps: int) 
     generator = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(cfg, out_dir=Path(tmp))
-        target = mesh_fit.load_target(cfg, generator)
+        target = load_target(cfg, generator)
         times: list[float] = []
         results: list = []
-        for event in mesh_fit._fit(cfg, "bench", target, target.points, torch.device("cpu"), 0, cfg.steps, results):
+        for event in fit(cfg, "bench", target, target.points, torch.device("cpu"), 0, cfg.steps, results):
             if type(event).__name__ == "Progress":
                 times.append(time.perf_counter())
     return steps / (times[-1] - times[0])  # the first step is the warm-up

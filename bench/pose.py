@@ -14,16 +14,18 @@ def _steps_per_second(size: int, k: int, detail: int, backend: str, steps: int) 
     """Silhouette-loss steps (render, loss, backward, Adam) per second on the CPU."""
     import torch
 
-    from pipelines.pose import pipeline as pose
+    from pipelines.pose.camera_math import spherical_to_position, turn
+    from pipelines.pose.meshes import load_mesh
+    from pipelines.pose.scene import Scene, SoftSettings
 
     device = torch.device("cpu")
-    mesh, _ = pose.load_mesh((), Path("."), detail, device)
-    scene = pose.Scene(mesh, device)
-    s = pose.SoftSettings(size, 1e-4, 1e-4, k, backend)
-    truth = pose.spherical_to_position(2.7, 15.0, 50.0)[None]
+    mesh, _ = load_mesh((), Path("."), detail, device)
+    scene = Scene(mesh, device)
+    s = SoftSettings(size, 1e-4, 1e-4, k, backend)
+    truth = spherical_to_position(2.7, 15.0, 50.0)[None]
     with torch.no_grad():
         target = scene.silhouette(truth, s)
-    position = pose.turn(truth[0], 30.0, torch.Generator().manual_seed(0))[None].requires_grad_(True)
+    position = turn(truth[0], 30.0, torch.Generator().manual_seed(0))[None].requires_grad_(True)
     optimizer = torch.optim.Adam([position], lr=0.05)
 
     def step() -> None:

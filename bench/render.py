@@ -44,10 +44,10 @@ def measure(size: int, faces: int, mode: str, k: int, tiled: bool) -> Cell:
     """Render a torus of about `faces` triangles until MIN_SECONDS pass (after one warm-up when it is cheap)."""
     import torch
 
-    from pipelines.render import rendering
+    from pipelines.render.procedural import torus_with_faces
     from pipelines.shading import lab as shading
 
-    mesh = rendering.torus_with_faces(faces)
+    mesh = torus_with_faces(faces)
     settings = shading.RenderSettings(image_size=size, memory_budget_mb=16_384)
     if mode == "soft":
         settings = shading.RenderSettings.book_soft(image_size=size, faces_per_pixel=k, memory_budget_mb=16_384)

@@ -96,7 +96,9 @@ def render_time(pipeline: str, preset: str, overrides: dict[str, Any], size: int
 
     from pipelines import get
     from pipelines.core.config import make_preset, override
-    from pipelines.train import multiview, raymarching
+    from pipelines.train import raymarching
+    from pipelines.train.generators import finish
+    from pipelines.train.multiview_render import view_cameras
 
     module = get(pipeline)
     cfg = override(make_preset(module.Config, preset), {**overrides, "device": "cpu"})
@@ -120,11 +122,11 @@ def render_time(pipeline: str, preset: str, overrides: dict[str, Any], size: int
     else:
         field = module.fields.make_field(cfg.field, module.field_args(cfg))
         fn = module.render_fn_for(field, cfg.bound_radius)
-    cams = multiview.view_cameras(torch.tensor([30.0]), 15.0, 2.7, device)
+    cams = view_cameras(torch.tensor([30.0]), 15.0, 2.7, device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        multiview.finish(
+        finish(
             raymarching.render_cameras(
                 fn,
                 cams,

@@ -17,7 +17,9 @@ from pipelines.core import ddp
 from pipelines.core.config import to_jsonable
 from pipelines.core.events import Done, Event, Preview, to_uint8
 from pipelines.nerf import fields
-from pipelines.train import multiview, ray_training, raymarching
+from pipelines.train import generators, ray_training, raymarching
+from pipelines.train.multiview_data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, MultiviewData, check_data_config
+from pipelines.train.multiview_render import view_cameras
 
 CHECKPOINT_FORMAT = "3d-studio-nerf"
 CHECKPOINT_VERSION = 1
@@ -136,7 +138,7 @@ def field_args(cfg: Config) -> dict[str, Any]:
 
 def check_config(cfg: Config) -> None:
     """Refuses absurd settings with a sentence, before anything is allocated."""
-    multiview.check_data_config(cfg)
+    check_data_config(cfg)
     if cfg.field not in fields.FIELDS:
         raise ValueError(f"Unknown field {cfg.field!r}: choose one of {', '.join(fields.FIELDS)}.")
     n_params = fields.count_params(cfg.field, field_args(cfg))
@@ -324,7 +326,7 @@ def field_mesh(
 
 
 def save_checkpoint(
-    path: Path, field: torch.nn.Module, cfg: Config, data: multiview.MultiviewData, metrics: dict[str, float]
+    path: Path, field: torch.nn.Module, cfg: Config, data: MultiviewData, metrics: dict[str, float]
 ) -> Path:
     """Save the field's state dict with what re-rendering needs (tensors and plain values only)."""
     payload = {
@@ -414,15 +416,15 @@ def render_checkpoint(
     field, meta = load_checkpoint(path, device)
     r = meta["render"]
     size = int(image_size or r["image_size"])
-    if not (multiview.MIN_IMAGE_SIZE <= size <= multiview.MAX_IMAGE_SIZE):
-        raise ValueError(f"Image size {size} px is out of range: choose 8 to {multiview.MAX_IMAGE_SIZE} px.")
+    if not (MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE):
+        raise ValueError(f"Image size {size} px is out of range: choose 8 to {MAX_IMAGE_SIZE} px.")
     elev = r["elevation"] if elevation is None else float(elevation)
     dist = r["distance"] if distance is None else float(distance)
     if not (-89.0 <= elev <= 89.0) or not (1.2 <= dist <= 20.0):
         raise ValueError("Elevation must be -89 to 89 degrees and distance 1.2 to 20.")
     device = torch.device(device)
-    cams = multiview.view_cameras(torch.tensor([float(azimuth)]), elev, dist, device, fov=r["fov"])
-    images, _ = multiview.finish(
+    cams = view_cameras(torch.tensor([float(azimuth)]), elev, dist, device, fov=r["fov"])
+    images, _ = generators.finish(
         raymarching.render_cameras(
             render_fn_for(field, r["bound_radius"]),
             cams,

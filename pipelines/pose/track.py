@@ -1,12 +1,12 @@
 """Pose tracking: a synthetic sequence of an object moving along a path, each frame's camera warm-started from the
-last frame's estimate and refined by differentiable rendering (pipelines/pose.py)."""
+last frame's estimate and refined by differentiable rendering (pipelines/pose/fit.py)."""
 
 from __future__ import annotations
 
 import csv
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,13 @@ import torch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
-from pipelines.pose import pipeline as pose
+from pipelines.pose.camera_math import pose_errors, position_to_spherical, spherical_to_position, turn
+from pipelines.pose.fit import FitOptions, FitStep, fit_camera
+from pipelines.pose.meshes import load_mesh
+from pipelines.pose.pictures import panel, write_videos
+from pipelines.pose.scene import Scene, Target
+from pipelines.pose.settings import PoseOptimSettings, fit_options, validate_optim
+from pipelines.pose.targets import render_target
 
 PATHS = ("orbit", "figure8", "approach")
 
@@ -48,7 +54,7 @@ def path_poses(
 
 
 @dataclass(frozen=True)
-class Config(pose.PoseOptimSettings):
+class Config(PoseOptimSettings):
     mesh_files: tuple[str, ...] = ()
     """The mesh to track: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the procedural toy cow."""
     mesh_detail: int = 2
@@ -106,7 +112,7 @@ class Config(pose.PoseOptimSettings):
 
 
 def validate(cfg: Config) -> None:
-    pose.validate_optim(cfg, cfg.steps_per_frame)
+    validate_optim(cfg, cfg.steps_per_frame)
     if cfg.path not in PATHS:
         raise ValueError(f"Unknown path {cfg.path!r}: choose {', '.join(PATHS)}.")
     if not 2 <= cfg.frames <= 1000:
@@ -169,71 +175,77 @@ def trajectory_figure(rows: list[dict[str, Any]], bound_deg: float) -> Any:
     return fig
 
 
-def run(cfg: Config) -> Iterator[Event]:
-    """Render each frame at its true pose, fit the camera from the previous estimate, and report per-frame errors."""
-    validate(cfg)
-    if cfg.out_dir is None:
-        raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def fit_frame(
+    cfg: Config,
+    scene: Scene,
+    opts: FitOptions,
+    index: int,
+    truth: torch.Tensor,
+    estimate: torch.Tensor,
+    last_preview: float,
+) -> Generator[Event, None, tuple[FitStep, Target, float]]:
+    """Frame `index`: render its target at `truth` (3,) and fit the camera from `estimate` (3,), with Progress every
+    step and a Preview at most every 0.5 s after `last_preview`. Returns (the last FitStep, the target, the time of
+    the last Preview)."""
     total = cfg.frames * cfg.steps_per_frame
-    yield Progress(0, total, {}, "preparing the scene")
-    device = resolve_device(cfg.device)
-    t_start = time.perf_counter()
-    mesh, warnings = pose.load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device, cfg.max_upload_mb)
-    scene = pose.Scene(mesh, device)
-    opts = pose.fit_options(cfg, device, cfg.steps_per_frame)
-    truths = [pose.spherical_to_position(*p) for p in path_poses(cfg.path, cfg.frames, cfg.first_pose, cfg.step_deg)]
-    estimate = pose.turn(truths[0], cfg.first_offset_deg, torch.Generator().manual_seed(cfg.seed))
-    rows: list[dict[str, Any]] = []
-    frames: list[np.ndarray] = []
-    last_preview = -math.inf
-    for index, truth in enumerate(truths):
-        t_frame = time.perf_counter()
-        target = pose.render_target(scene, truth.to(device)[None], opts)
-        start_err, _ = pose.pose_errors(estimate, truth)
-        fit = None
-        for fit in pose.fit_camera(scene, target, estimate.to(device), opts):
-            step = index * cfg.steps_per_frame + fit.step
-            yield Progress(
-                step, total, {"loss": fit.losses["total"], "iou": fit.losses["iou"]}, f"frame {index + 1}/{cfg.frames}"
-            )
-            now = time.perf_counter()
-            if now - last_preview >= 0.5:
-                last_preview = now
-                image = pose.panel(target, fit.size, fit.alpha, fit.rgb)
-                yield Preview(step, image=image, caption=f"frame {index + 1}/{cfg.frames}, step {fit.step}")
-        assert fit is not None
-        estimate = fit.position.cpu()
-        err, dist = pose.pose_errors(estimate, truth)
-        frames.append(pose.panel(target, fit.size, fit.alpha, fit.rgb))
-        est_sph, true_sph = pose.position_to_spherical(estimate), pose.position_to_spherical(truth)
-        rows.append(
-            {
-                "frame": index,
-                "true_distance": round(true_sph[0], 4),
-                "true_elev_deg": round(true_sph[1], 3),
-                "true_azim_deg": round(true_sph[2], 3),
-                "est_distance": round(est_sph[0], 4),
-                "est_elev_deg": round(est_sph[1], 3),
-                "est_azim_deg": round(est_sph[2], 3),
-                "start_error_deg": round(start_err, 3),
-                "error_deg": round(err, 3),
-                "error_dist": round(dist, 4),
-                "iou": round(fit.losses["iou"], 4),
-                "steps": fit.step,
-                "time_s": round(time.perf_counter() - t_frame, 3),
-                "true_position": [round(float(v), 5) for v in truth],
-                "est_position": [round(float(v), 5) for v in estimate],
-            }
-        )
-        step = (index + 1) * cfg.steps_per_frame
+    target = render_target(scene, truth.to(scene.device)[None], opts)
+    fit = None
+    for fit in fit_camera(scene, target, estimate.to(scene.device), opts):
+        step = index * cfg.steps_per_frame + fit.step
         yield Progress(
-            step, total, {"frame_error_deg": err, "frame_error_dist": dist}, f"frame {index + 1}: error {err:.2f}°"
+            step, total, {"loss": fit.losses["total"], "iou": fit.losses["iou"]}, f"frame {index + 1}/{cfg.frames}"
         )
-    elapsed = time.perf_counter() - t_start
+        now = time.perf_counter()
+        if now - last_preview >= 0.5:
+            last_preview = now
+            image = panel(target, fit.size, fit.alpha, fit.rgb)
+            yield Preview(step, image=image, caption=f"frame {index + 1}/{cfg.frames}, step {fit.step}")
+    assert fit is not None
+    return fit, target, last_preview
 
-    files = pose.write_videos(frames, out_dir, "tracking", cfg.videos, fps=6)
+
+def frame_row(
+    index: int,
+    truth: torch.Tensor,
+    estimate: torch.Tensor,
+    fit: FitStep,
+    start_err: float,
+    err: float,
+    dist: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """One frame of the trajectory table: true and estimated (distance, elevation°, azimuth°), errors, IoU, steps,
+    time, and both camera centres (the `_position` columns stay out of the CSV and the table)."""
+    est_sph, true_sph = position_to_spherical(estimate), position_to_spherical(truth)
+    return {
+        "frame": index,
+        "true_distance": round(true_sph[0], 4),
+        "true_elev_deg": round(true_sph[1], 3),
+        "true_azim_deg": round(true_sph[2], 3),
+        "est_distance": round(est_sph[0], 4),
+        "est_elev_deg": round(est_sph[1], 3),
+        "est_azim_deg": round(est_sph[2], 3),
+        "start_error_deg": round(start_err, 3),
+        "error_deg": round(err, 3),
+        "error_dist": round(dist, 4),
+        "iou": round(fit.losses["iou"], 4),
+        "steps": fit.step,
+        "time_s": round(seconds, 3),
+        "true_position": [round(float(v), 5) for v in truth],
+        "est_position": [round(float(v), 5) for v in estimate],
+    }
+
+
+def write_results(
+    cfg: Config,
+    out_dir: Path,
+    frames: list[np.ndarray],
+    rows: list[dict[str, Any]],
+    warnings: list[str],
+    elapsed: float,
+) -> Done:
+    """Write the video, trajectory.csv and trajectory.html under `out_dir`; the Done event with the error metrics."""
+    files = write_videos(frames, out_dir, "tracking", cfg.videos, fps=6)
     table_path = out_dir / "trajectory.csv"
     columns = [k for k in rows[0] if not k.endswith("_position")]
     with table_path.open("w", newline="") as handle:
@@ -257,6 +269,41 @@ def run(cfg: Config) -> Iterator[Event]:
         "time_per_frame_s": elapsed / cfg.frames,
     }
     table = [{k: v for k, v in r.items() if not k.endswith("_position")} for r in rows]
-    yield Done(
+    return Done(
         metrics=metrics, files=files, info={"table": table, "figure": figure, "warnings": warnings, "rows": rows}
     )
+
+
+def run(cfg: Config) -> Iterator[Event]:
+    """Render each frame at its true pose, fit the camera from the previous estimate, and report per-frame errors."""
+    validate(cfg)
+    if cfg.out_dir is None:
+        raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = cfg.frames * cfg.steps_per_frame
+    yield Progress(0, total, {}, "preparing the scene")
+    device = resolve_device(cfg.device)
+    t_start = time.perf_counter()
+    mesh, warnings = load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device, cfg.max_upload_mb)
+    scene = Scene(mesh, device)
+    opts = fit_options(cfg, device, cfg.steps_per_frame)
+    truths = [spherical_to_position(*p) for p in path_poses(cfg.path, cfg.frames, cfg.first_pose, cfg.step_deg)]
+    estimate = turn(truths[0], cfg.first_offset_deg, torch.Generator().manual_seed(cfg.seed))
+    rows: list[dict[str, Any]] = []
+    frames: list[np.ndarray] = []
+    last_preview = -math.inf
+    for index, truth in enumerate(truths):
+        t_frame = time.perf_counter()
+        start_err, _ = pose_errors(estimate, truth)
+        fit, target, last_preview = yield from fit_frame(cfg, scene, opts, index, truth, estimate, last_preview)
+        estimate = fit.position.cpu()
+        err, dist = pose_errors(estimate, truth)
+        frames.append(panel(target, fit.size, fit.alpha, fit.rgb))
+        rows.append(frame_row(index, truth, estimate, fit, start_err, err, dist, time.perf_counter() - t_frame))
+        step = (index + 1) * cfg.steps_per_frame
+        yield Progress(
+            step, total, {"frame_error_deg": err, "frame_error_dist": dist}, f"frame {index + 1}: error {err:.2f}°"
+        )
+    elapsed = time.perf_counter() - t_start
+    yield write_results(cfg, out_dir, frames, rows, warnings, elapsed)

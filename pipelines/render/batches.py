@@ -68,20 +68,9 @@ def _index_map(idx: torch.Tensor) -> dict[str, Any]:
     return {"length": int(len(arr)), "runs": _runs(arr), "first": arr[:_FIRST].tolist()}
 
 
-def batch_report(meshes: MeshList | Meshes) -> dict:
-    """JSON-able description of a batch of N meshes in PyTorch3D's three representations:
-
-    list    verts_list[i] (V_i, 3), faces_list[i] (F_i, 3) with per-mesh (local) vertex indices.
-    padded  verts_padded (N, V_max, 3): verts_padded[i, :V_i] = verts_list[i], rows V_i.. are padding (0.0);
-            faces_padded (N, F_max, 3), padding -1. "padding" counts real and padded rows.
-    packed  verts_packed (sum V_i, 3), meshes one after another; verts_packed_to_mesh_idx (sum V_i,) says
-            which mesh each row belongs to (shown as runs + the first entries);
-            mesh_to_verts_packed_first_idx[i] = V_0 + ... + V_{i-1}.
-            faces_packed (sum F_i, 3) holds GLOBAL indices into verts_packed:
-            faces_packed[fi[i]:fi[i] + F_i] = faces_list[i] + mesh_to_verts_packed_first_idx[i],
-            with fi = mesh_to_faces_packed_first_idx; "faces_packed_offsets" shows and checks this per mesh.
-    "checks" re-derives each statement from the tensors (all True for a valid batch)."""
-    m = as_meshes(meshes)
+def _per_mesh(m: Meshes) -> tuple[list[dict], list[dict], dict[str, bool]]:
+    """Per mesh: its counts and rows in the packed and padded tensors, its faces_packed offset, and the checks
+    that padded and packed rows match the list (see batch_report)."""
     n = len(m)
     nv = m.num_verts_per_mesh().cpu()  # (N,)
     nf = m.num_faces_per_mesh().cpu()  # (N,)
@@ -123,6 +112,34 @@ def batch_report(meshes: MeshList | Meshes) -> dict:
                 "faces_packed_row0": faces_packed[b].tolist() if fi else None,
             }
         )
+    checks = {"padded_matches_list": ok_padded, "packed_matches_list": ok_packed, "faces_offsets": ok_faces}
+    return per_mesh, offsets, checks
+
+
+def batch_report(meshes: MeshList | Meshes) -> dict:
+    """JSON-able description of a batch of N meshes in PyTorch3D's three representations:
+
+    list    verts_list[i] (V_i, 3), faces_list[i] (F_i, 3) with per-mesh (local) vertex indices.
+    padded  verts_padded (N, V_max, 3): verts_padded[i, :V_i] = verts_list[i], rows V_i.. are padding (0.0);
+            faces_padded (N, F_max, 3), padding -1. "padding" counts real and padded rows.
+    packed  verts_packed (sum V_i, 3), meshes one after another; verts_packed_to_mesh_idx (sum V_i,) says
+            which mesh each row belongs to (shown as runs + the first entries);
+            mesh_to_verts_packed_first_idx[i] = V_0 + ... + V_{i-1}.
+            faces_packed (sum F_i, 3) holds GLOBAL indices into verts_packed:
+            faces_packed[fi[i]:fi[i] + F_i] = faces_list[i] + mesh_to_verts_packed_first_idx[i],
+            with fi = mesh_to_faces_packed_first_idx; "faces_packed_offsets" shows and checks this per mesh.
+    "checks" re-derives each statement from the tensors (all True for a valid batch)."""
+    m = as_meshes(meshes)
+    n = len(m)
+    nv = m.num_verts_per_mesh().cpu()  # (N,)
+    nf = m.num_faces_per_mesh().cpu()  # (N,)
+    verts_list, faces_list = m.verts_list(), m.faces_list()
+    verts_padded, faces_padded = m.verts_padded(), m.faces_padded()  # (N, V_max, 3), (N, F_max, 3)
+    verts_packed, faces_packed = m.verts_packed(), m.faces_packed()  # (sum V, 3), (sum F, 3)
+    v_first = m.mesh_to_verts_packed_first_idx().cpu()  # (N,)
+    f_first = m.mesh_to_faces_packed_first_idx().cpu()  # (N,)
+    v_max, f_max = int(verts_padded.shape[1]), int(faces_padded.shape[1])
+    per_mesh, offsets, checks = _per_mesh(m)
 
     v_real, f_real = int(nv.sum()), int(nf.sum())
     return {
@@ -167,7 +184,7 @@ def batch_report(meshes: MeshList | Meshes) -> dict:
             "rule": "faces_packed[fi[i] : fi[i] + F_i] = faces_list[i] + mesh_to_verts_packed_first_idx[i]",
             "per_mesh": offsets,
         },
-        "checks": {"padded_matches_list": ok_padded, "packed_matches_list": ok_packed, "faces_offsets": ok_faces},
+        "checks": checks,
     }
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -16,7 +17,10 @@ from pytorch3d.structures import Meshes, join_meshes_as_batch
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
 from pipelines.render import rendering
-from pipelines.shading import lab as shading
+from pipelines.shading.lab import render
+from pipelines.shading.meshes import load_mesh
+from pipelines.shading.scene import prepare_mesh
+from pipelines.shading.settings import RenderSettings, guard_memory
 
 TARGETS = ("light", "translation", "scale")
 OPTIMIZERS = ("adam", "sgd")
@@ -62,14 +66,14 @@ class Config:
         return cls(image_size=32, steps=6, faces_per_pixel=3)
 
 
-def _settings(cfg: Config) -> shading.RenderSettings:
-    base = shading.RenderSettings(image_size=cfg.image_size, background=(0.0, 0.0, 0.0))
+def _settings(cfg: Config) -> RenderSettings:
+    base = RenderSettings(image_size=cfg.image_size, background=(0.0, 0.0, 0.0))
     if cfg.target == "light":
         return base.replace(shader="hard-phong", shininess=32.0)
     # Moving geometry moves silhouettes: only the soft rasteriser gives their edges a gradient. Barycentrics are
     # interpolated in screen space because PyTorch3D's CPU backward of clipped, perspective-corrected
     # barycentrics disagrees with finite differences (tests/test_shading_raster.py checks the setting used here).
-    return shading.RenderSettings.book_soft(
+    return RenderSettings.book_soft(
         image_size=cfg.image_size,
         faces_per_pixel=cfg.faces_per_pixel,
         background=(0.0, 0.0, 0.0),
@@ -78,8 +82,8 @@ def _settings(cfg: Config) -> shading.RenderSettings:
 
 
 def _batch(cfg: Config, device: torch.device) -> Meshes:
-    meshes = [shading.load_mesh(name, device) for name in cfg.meshes]
-    return join_meshes_as_batch([shading.prepare_mesh(m, shading.RenderSettings()) for m in meshes])
+    meshes = [load_mesh(name, device) for name in cfg.meshes]
+    return join_meshes_as_batch([prepare_mesh(m, RenderSettings()) for m in meshes])
 
 
 def _apply(meshes: Meshes, target: str, value: torch.Tensor) -> Meshes:
@@ -90,8 +94,8 @@ def _apply(meshes: Meshes, target: str, value: torch.Tensor) -> Meshes:
     return meshes
 
 
-def run(cfg: Config) -> Iterator[Event]:
-    """Render targets at the true value, start elsewhere, and descend the mean squared RGBA error."""
+def _check(cfg: Config) -> tuple[float, ...]:
+    """Refuse impossible settings with a sentence; the true value (x, y, z) to fit towards."""
     if cfg.target not in TARGETS:
         raise ValueError(f"Unknown target {cfg.target!r}: choose one of {', '.join(TARGETS)}.")
     if cfg.optimizer not in OPTIMIZERS:
@@ -105,44 +109,41 @@ def run(cfg: Config) -> Iterator[Event]:
         raise ValueError("true_value takes three numbers x, y, z.")
     if cfg.out_dir is None:
         raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
-    device = resolve_device(cfg.device)
-    settings = _settings(cfg)
-    meshes = _batch(cfg, device)
-    n = len(meshes)
-    settings, notes = shading.guard_memory(settings, n)
-    views = {"azim": [30.0 + 360.0 * i / n for i in range(n)], "elev": [20.0] * n}
+    return truth_values
 
+
+def _truth_and_start(
+    cfg: Config, truth_values: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The true value and the start, `offset` away from it in a seeded random direction (drawn on the CPU), (3,) each."""
     gen = torch.Generator().manual_seed(cfg.seed)
     direction = torch.randn(3, generator=gen)
     offset = cfg.init_offset if cfg.init_offset >= 0 else DEFAULT_OFFSET[cfg.target]
     truth = torch.tensor(truth_values, dtype=torch.float32)
     start = truth + offset * direction / direction.norm()
-    truth, start = truth.to(device), start.to(device)
+    return truth.to(device), start.to(device)
 
-    def draw(value: torch.Tensor) -> torch.Tensor:
-        light = value if cfg.target == "light" else None
-        result = shading.render(_apply(meshes, cfg.target, value), settings, device=device, light_xyz=light, **views)
-        return result.rgba  # (N, H, W, 4)
 
-    with torch.no_grad():
-        target_rgba = draw(truth)
-    param = start.clone().requires_grad_(True)
+def _grid(target_rgba: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Targets (top), current renders (middle) and |difference| ×2 (bottom), one column per mesh."""
+    tgt, cur = target_rgba[..., :3].clamp(0, 1), current[..., :3].detach().clamp(0, 1)
+    return rendering.image_grid([*tgt, *cur, *((tgt - cur).abs() * 2).clamp(0, 1)], cols=len(target_rgba), fill=0.5)
+
+
+def _descend(
+    cfg: Config,
+    draw: Callable[[torch.Tensor], torch.Tensor],
+    target_rgba: torch.Tensor,
+    param: torch.Tensor,
+    truth: torch.Tensor,
+) -> Generator[Event, None, list[dict[str, float]]]:
+    """The optimisation loop on `param`: progress every step, a preview at most every PREVIEW_EVERY_S; the history."""
     lr = cfg.lr or DEFAULT_LR[cfg.target]
     optimizer = (
         torch.optim.Adam([param], lr=lr) if cfg.optimizer == "adam" else torch.optim.SGD([param], lr=lr, momentum=0.9)
     )
-
-    def grid(current: torch.Tensor) -> torch.Tensor:
-        tgt, cur = target_rgba[..., :3].clamp(0, 1), current[..., :3].detach().clamp(0, 1)
-        return rendering.image_grid([*tgt, *cur, *((tgt - cur).abs() * 2).clamp(0, 1)], cols=n, fill=0.5)
-
-    batch = rendering.batch_report(meshes)
-    yield Preview(
-        0, image=to_uint8(grid(draw(start).detach())), caption="top: targets; middle: current; bottom: |difference| ×2"
-    )
     history: list[dict[str, float]] = []
     last_preview = time.monotonic()
-    initial_error = (start - truth).norm().item()
     for step in range(1, cfg.steps + 1):
         optimizer.zero_grad()
         current = draw(param)
@@ -157,19 +158,56 @@ def run(cfg: Config) -> Iterator[Event]:
             last_preview = now
             yield Preview(
                 step,
-                image=to_uint8(grid(current)),
+                image=to_uint8(_grid(target_rgba, current)),
                 caption=f"step {step}: top targets, middle current, bottom |difference| ×2",
             )
+    return history
 
-    out = Path(cfg.out_dir)
+
+def _write(
+    out: Path, final: torch.Tensor, history: list[dict[str, float]], result: dict[str, Any], batch: dict[str, Any]
+) -> dict[str, Path]:
+    """The final comparison image, the loss history and the result, under `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        final = grid(draw(param))
     Image.fromarray(to_uint8(final)).save(out / "fit.png")
     with (out / "history.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["step", "loss", "param_error"])
         writer.writeheader()
         writer.writerows({"step": i + 1, **row} for i, row in enumerate(history))
+    (out / "result.json").write_text(json.dumps({**result, "batch": batch}, indent=2))
+    return {"comparison": out / "fit.png", "history": out / "history.csv", "result": out / "result.json"}
+
+
+def run(cfg: Config) -> Iterator[Event]:
+    """Render targets at the true value, start elsewhere, and descend the mean squared RGBA error."""
+    truth_values = _check(cfg)
+    device = resolve_device(cfg.device)
+    settings = _settings(cfg)
+    meshes = _batch(cfg, device)
+    n = len(meshes)
+    settings, notes = guard_memory(settings, n)
+    views = {"azim": [30.0 + 360.0 * i / n for i in range(n)], "elev": [20.0] * n}
+    truth, start = _truth_and_start(cfg, truth_values, device)
+
+    def draw(value: torch.Tensor) -> torch.Tensor:
+        light = value if cfg.target == "light" else None
+        result = render(_apply(meshes, cfg.target, value), settings, device=device, light_xyz=light, **views)
+        return result.rgba  # (N, H, W, 4)
+
+    with torch.no_grad():
+        target_rgba = draw(truth)
+    param = start.clone().requires_grad_(True)
+    batch = rendering.batch_report(meshes)
+    yield Preview(
+        0,
+        image=to_uint8(_grid(target_rgba, draw(start).detach())),
+        caption="top: targets; middle: current; bottom: |difference| ×2",
+    )
+    initial_error = (start - truth).norm().item()
+    history = yield from _descend(cfg, draw, target_rgba, param, truth)
+
+    with torch.no_grad():
+        final = _grid(target_rgba, draw(param))
     fitted = [round(v, 6) for v in param.detach().cpu().tolist()]
     result = {
         "target": cfg.target,
@@ -177,15 +215,11 @@ def run(cfg: Config) -> Iterator[Event]:
         "truth": list(truth_values),
         "start": [round(v, 6) for v in start.cpu().tolist()],
     }
-    (out / "result.json").write_text(json.dumps({**result, "batch": batch}, indent=2))
+    files = _write(Path(cfg.out_dir), final, history, result, batch)
     metrics = {
         "initial_param_error": initial_error,
         "final_param_error": history[-1]["param_error"],
         "final_loss": history[-1]["loss"],
         **{f"fitted_{axis}": v for axis, v in zip("xyz", fitted)},
     }
-    yield Done(
-        metrics=metrics,
-        files={"comparison": out / "fit.png", "history": out / "history.csv", "result": out / "result.json"},
-        info={"result": result, "batch": batch, "notes": notes},
-    )
+    yield Done(metrics=metrics, files=files, info={"result": result, "batch": batch, "notes": notes})

@@ -11,7 +11,9 @@ from pathlib import Path
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
 from pipelines.render import rendering
-from pipelines.shading import lab as shading
+from pipelines.shading.lab import turntable
+from pipelines.shading.meshes import load_mesh_with_notes
+from pipelines.shading.settings import RenderSettings, guard_memory
 
 FORMATS = ("gif", "mp4")
 MAX_FRAMES = 720
@@ -48,16 +50,16 @@ class Config:
         return cls(frames=4, image_size=48)
 
 
-def parse_settings(text: str | dict | None) -> shading.RenderSettings:
+def parse_settings(text: str | dict | None) -> RenderSettings:
     """RenderSettings from a JSON object (text or dict); empty means the defaults."""
     if text is None or (isinstance(text, str) and not text.strip()):
-        return shading.RenderSettings()
+        return RenderSettings()
     if isinstance(text, str):
         try:
             text = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"The render settings are not valid JSON: {err.msg} (line {err.lineno}).") from None
-    return shading.RenderSettings.from_dict(text)
+    return RenderSettings.from_dict(text)
 
 
 def run(cfg: Config) -> Iterator[Event]:
@@ -81,15 +83,15 @@ def run(cfg: Config) -> Iterator[Event]:
             f"the limit is {MAX_FRAME_BYTES / 2**30:.0f} GiB: use fewer frames or a smaller image size."
         )
     device = resolve_device(cfg.device)
-    mesh, notes = shading.load_mesh_with_notes(cfg.mesh, device)
+    mesh, notes = load_mesh_with_notes(cfg.mesh, device)
     chunk = 1 if settings.image_size >= 512 else 4
-    settings, guard_notes = shading.guard_memory(settings, chunk)
+    settings, guard_notes = guard_memory(settings, chunk)
     notes += guard_notes
 
     frames = []
     start = time.monotonic()
     last_preview = 0.0
-    for i, frame in enumerate(shading.turntable(mesh, settings, cfg.frames, device=device, chunk=chunk), start=1):
+    for i, frame in enumerate(turntable(mesh, settings, cfg.frames, device=device, chunk=chunk), start=1):
         frames.append(to_uint8(frame))
         yield Progress(i, cfg.frames, {}, f"frame {i}/{cfg.frames}")
         if time.monotonic() - last_preview > 0.5 or i == cfg.frames:

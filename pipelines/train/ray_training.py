@@ -20,10 +20,13 @@ import torch
 from pipelines.core import ddp
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
 from pipelines.train import multiview, raymarching
+from pipelines.train.generators import relay
+from pipelines.train.multiview_data import DataConfig, MultiviewData
+from pipelines.train.multiview_figures import summary
 
 
 @dataclass(frozen=True)
-class RayTrainConfig(multiview.DataConfig):
+class RayTrainConfig(DataConfig):
     """The settings every ray-trained pipeline has (the data's are inherited); each pipeline sets its defaults."""
 
     n_pts_per_ray: int = 128
@@ -109,7 +112,7 @@ class Session:
     cfg: Any
     dist: ddp.Dist
     out_dir: Path | None
-    data: multiview.MultiviewData
+    data: MultiviewData
     rays: raymarching.PixelRays
     t_start: float
     t_data: float
@@ -166,7 +169,7 @@ def open_session(cfg: Any, dist: ddp.Dist) -> Iterator[Progress]:
         out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     yield Progress(0, cfg.steps, {}, "rendering the multi-view data")
-    data = yield from multiview.relay(
+    data = yield from relay(
         multiview.build_shared(cfg, dist.device, dist, None if out_dir is None else out_dir / "upload"),
         lambda message: Progress(0, cfg.steps, {}, message),
     )
@@ -282,6 +285,6 @@ def finish(s: Session, result: TrainResult, metrics: dict[str, float], files: di
         "rays_per_s": cfg.steps * result.rays_per_step / t,
         "world_size": float(s.dist.world_size),
     }
-    info = {"data": multiview.summary(s.data), "psnr_history": result.history, "video": files.get("video"),
+    info = {"data": summary(s.data), "psnr_history": result.history, "video": files.get("video"),
             "mesh_glb": files.get("mesh_glb"), **info}  # fmt: skip
     return Done(metrics={**shared, **metrics}, files=files, info=info)

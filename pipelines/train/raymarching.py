@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, RayBundle
 
-from pipelines.train.multiview import MultiviewData, ray_grid, view_cameras
+from pipelines.train.multiview_data import MultiviewData
+from pipelines.train.multiview_render import ray_grid, view_cameras
 
 
 class GivenRays(torch.nn.Module):

@@ -14,7 +14,8 @@ from pytorch3d.structures import Volumes
 
 from pipelines.core import ddp
 from pipelines.core.events import Done, Event, Preview, Progress
-from pipelines.train import multiview, ray_training, raymarching
+from pipelines.train import ray_training, raymarching
+from pipelines.train.multiview_data import check_data_config
 
 MAX_GRID = 320
 MAX_POINTS_PER_STEP = 60_000_000  # ray samples per optimisation step (the book's step is 24.6M)
@@ -80,7 +81,7 @@ class Config(ray_training.RayTrainConfig):
 
 def check_config(cfg: Config) -> None:
     """Refuses absurd settings with a sentence, before anything is allocated."""
-    multiview.check_data_config(cfg)
+    check_data_config(cfg)
     if not (4 <= cfg.grid_size <= MAX_GRID):
         raise ValueError(
             f"Grid size {cfg.grid_size} is out of range: use 4 to {MAX_GRID} voxels per side "

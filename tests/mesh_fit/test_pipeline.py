@@ -11,6 +11,7 @@ import torch
 
 from pipelines.core.events import Done, Preview
 from pipelines.mesh_fit import pipeline as mesh_fit
+from pipelines.mesh_fit.targets import check_points
 from pipelines.train import metrics
 
 
@@ -167,7 +168,7 @@ def test_cotangent_laplacians_run(tmp_path, laplacian):
 )
 def test_bad_point_clouds_have_clear_messages(points, message):
     with pytest.raises(ValueError, match=message):
-        mesh_fit.check_points(points, "The target point cloud")
+        check_points(points, "The target point cloud")
 
 
 def _write_text(path, text: str):

@@ -13,6 +13,7 @@ from pipelines.core.events import Done, Progress
 from pipelines.nerf import fields
 from pipelines.nerf import pipeline as nerf
 from pipelines.train import multiview, raymarching
+from pipelines.train.generators import finish
 
 PSNR_BAR_TINY = 24.0  # dB on held-out views; the untrained field scores about 18
 
@@ -56,7 +57,7 @@ def test_checkpoint_round_trip_renders_the_same_image(tiny_run):
     assert meta["field"] == cfg.field and meta["render"]["n_pts_per_ray"] == cfg.n_pts_per_ray
     data = multiview.build(cfg, torch.device("cpu"))
     r = meta["render"]
-    images, _ = multiview.finish(
+    images, _ = finish(
         raymarching.render_cameras(
             nerf.render_fn_for(field, r["bound_radius"]),
             data.cameras(data.test_idx[:1]),

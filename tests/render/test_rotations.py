@@ -15,7 +15,8 @@ from pytorch3d.transforms import (
     so3_log_map,
 )
 
-from pipelines.render import rendering, rotations
+from pipelines.render import rotations
+from pipelines.render.procedural import procedural_mesh
 
 
 def random_rotation_vectors(n: int, device, seed: int = 0) -> torch.Tensor:
@@ -90,7 +91,7 @@ def test_typed_values_are_checked():
 
 
 def test_transform3d_moves_the_mesh_like_the_matrix(device):
-    mesh = rendering.procedural_mesh("cube", device=device)
+    mesh = procedural_mesh("cube", device=device)
     R, _ = rotations.to_matrix("axis-angle", [0, 1, 0, 90], device=device)
     moved = rotations.apply_to_mesh(mesh, R, (0.1, 0.0, -0.2))
     expected = mesh.verts_packed() @ R.T.float() + torch.tensor([0.1, 0.0, -0.2], device=device)

@@ -7,7 +7,8 @@ import torch
 from pytorch3d.renderer import MeshRasterizer
 from pytorch3d.structures import join_meshes_as_batch
 
-from pipelines.render import rendering
+from pipelines.render.procedural import procedural_mesh
+from pipelines.render.tiled_raster import TiledMeshRasterizer, tile_size
 from pipelines.shading import lab as shading
 from pipelines.shading.lab import RenderSettings
 
@@ -22,14 +23,14 @@ CASES = {
 def both(meshes, settings):
     scene = shading.build_scene(settings, n=len(meshes))
     ref = MeshRasterizer(scene.cameras, scene.raster)(meshes)
-    new = rendering.TiledMeshRasterizer(scene.cameras, scene.raster)(meshes)
+    new = TiledMeshRasterizer(scene.cameras, scene.raster)(meshes)
     return ref, new
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_tiled_fragments_match_the_library(case):
     name, settings = CASES[case]
-    assert rendering.tile_size(settings.image_size) > 0  # the tiled path really runs
+    assert tile_size(settings.image_size) > 0  # the tiled path really runs
     ref, new = both(shading.load_mesh(name), settings)
     assert new.pix_to_face.shape == ref.pix_to_face.shape
     same = ref.pix_to_face == new.pix_to_face
@@ -42,17 +43,17 @@ def test_tiled_fragments_match_the_library(case):
 
 
 def test_tiled_batch_of_different_meshes():
-    meshes = join_meshes_as_batch([rendering.procedural_mesh(n) for n in ("torus", "ico-sphere")])
+    meshes = join_meshes_as_batch([procedural_mesh(n) for n in ("torus", "ico-sphere")])
     ref, new = both(meshes, RenderSettings.book_soft(image_size=64, faces_per_pixel=6))
     assert (ref.pix_to_face == new.pix_to_face).float().mean() > 0.9995
 
 
 def test_tiled_gradients_match_the_library():
-    mesh = rendering.procedural_mesh("ico-sphere", level=2)
+    mesh = procedural_mesh("ico-sphere", level=2)
     settings = RenderSettings.book_soft(image_size=64, faces_per_pixel=6, shader="soft-silhouette")
     scene = shading.build_scene(settings)
     grads = []
-    for cls in (MeshRasterizer, rendering.TiledMeshRasterizer):
+    for cls in (MeshRasterizer, TiledMeshRasterizer):
         shift = torch.tensor([0.05, -0.02, 0.0], requires_grad=True)
         moved = mesh.offset_verts(shift.expand(mesh.verts_packed().shape[0], 3))
         frags = cls(scene.cameras, scene.raster)(moved)
@@ -65,6 +66,6 @@ def test_tiled_gradients_match_the_library():
 
 def test_empty_view_gives_empty_fragments():
     settings = RenderSettings(image_size=64, azim=180.0, elev=0.0, dist=2.7)
-    mesh = rendering.procedural_mesh("ico-sphere").offset_verts(torch.tensor([50.0, 0.0, 0.0]))
+    mesh = procedural_mesh("ico-sphere").offset_verts(torch.tensor([50.0, 0.0, 0.0]))
     _, new = both(mesh, settings)
     assert (new.pix_to_face == -1).all()

@@ -10,7 +10,9 @@ from pytorch3d.ops import interpolate_face_attributes
 
 from pipelines.render import rendering
 from pipelines.shading import lab as shading
-from pipelines.shading.lab import MemoryBudgetError, RenderSettings
+from pipelines.shading.meshes import load_mesh
+from pipelines.shading.scene import build_scene, rasterize
+from pipelines.shading.settings import MemoryBudgetError, RenderSettings, guard_memory
 
 SIZE = 48  # small images keep the CPU rasteriser quick
 HARD = RenderSettings(image_size=SIZE)
@@ -19,7 +21,7 @@ SOFT = RenderSettings.book_soft(image_size=SIZE, faces_per_pixel=8)
 
 @pytest.fixture
 def sphere(device):
-    return shading.load_mesh("ico-sphere", device)
+    return load_mesh("ico-sphere", device)
 
 
 def test_render_is_deterministic(sphere, device):
@@ -32,7 +34,7 @@ def test_render_is_deterministic(sphere, device):
 
 @pytest.mark.parametrize("settings", [HARD, SOFT], ids=["hard", "soft"])
 def test_barycentrics_lie_in_the_unit_simplex(sphere, device, settings):
-    frags = shading.rasterize(sphere, shading.build_scene(settings, device=device))
+    frags = rasterize(sphere, build_scene(settings, device=device))
     covered = frags.pix_to_face >= 0  # (N, H, W, K)
     assert covered[..., 0].sum() > SIZE * SIZE // 5
     bary = frags.bary_coords[covered]  # (M, 3)
@@ -42,8 +44,8 @@ def test_barycentrics_lie_in_the_unit_simplex(sphere, device, settings):
 
 def reference_phong_terms(mesh, settings, device):
     """The Phong terms for the nearest face, written out with plain tensor maths (point light, K = 1)."""
-    scene = shading.build_scene(settings, device=device)
-    frags = shading.rasterize(mesh, scene)
+    scene = build_scene(settings, device=device)
+    frags = rasterize(mesh, scene)
     faces = mesh.faces_packed()
     pts = interpolate_face_attributes(frags.pix_to_face, frags.bary_coords, mesh.verts_packed()[faces])[0, :, :, 0]
     nrm = interpolate_face_attributes(frags.pix_to_face, frags.bary_coords, mesh.verts_normals_packed()[faces])[
@@ -128,7 +130,7 @@ def test_buffers_are_pictures_of_the_fragments(sphere, device):
 
 def test_shaders_differ_and_render_every_mesh(device):
     for name in rendering.PROCEDURAL:
-        mesh = shading.load_mesh(name, device)
+        mesh = load_mesh(name, device)
         images = {
             sh: shading.render(mesh, HARD.replace(shader=sh), device=device).image for sh in ("hard-phong", "hard-flat")
         }
@@ -136,7 +138,7 @@ def test_shaders_differ_and_render_every_mesh(device):
 
 
 def test_gouraud_on_a_uv_textured_mesh(device):
-    sphere = shading.load_mesh("ico-sphere", "cpu")
+    sphere = load_mesh("ico-sphere", "cpu")
     verts = sphere.verts_packed().numpy()
     uvs = (verts[:, :2] + 1) / 2  # a planar projection as texture coordinates
     checker = ((np.indices((16, 16)).sum(0) % 2) * 255).astype(np.uint8)
@@ -151,19 +153,19 @@ def test_gouraud_on_a_uv_textured_mesh(device):
 
 
 def test_memory_guard_refuses_or_lowers(sphere, device):
-    assert shading.raster_bytes(2, 10, 20, 3) == 2 * 10 * 20 * 3 * 48
+    assert rendering.raster_bytes(2, 10, 20, 3) == 2 * 10 * 20 * 3 * 48
     big = RenderSettings(image_size=1024, faces_per_pixel=100, memory_budget_mb=256)  # needs ~4.7 GiB
     with pytest.raises(MemoryBudgetError, match="MiB"):
-        shading.guard_memory(big)
+        guard_memory(big)
     with pytest.raises(MemoryBudgetError):
         shading.render(sphere, big, device=device)  # refused before anything is allocated
-    lowered, notes = shading.guard_memory(big.replace(on_overflow="lower"))
+    lowered, notes = guard_memory(big.replace(on_overflow="lower"))
     assert lowered.faces_per_pixel == 5 and lowered.image_size == 1024 and "Lowered" in notes[0]
-    assert shading.raster_bytes(1, 1024, 1024, lowered.faces_per_pixel) <= 256 * 2**20
-    tiny_budget, notes = shading.guard_memory(big.replace(on_overflow="lower", memory_budget_mb=1))
+    assert rendering.raster_bytes(1, 1024, 1024, lowered.faces_per_pixel) <= 256 * 2**20
+    tiny_budget, notes = guard_memory(big.replace(on_overflow="lower", memory_budget_mb=1))
     assert tiny_budget.faces_per_pixel == 1 and tiny_budget.image_size < 1024
-    assert shading.raster_bytes(1, tiny_budget.image_size, tiny_budget.image_size, 1) <= 2**20
-    ok, notes = shading.guard_memory(HARD)
+    assert rendering.raster_bytes(1, tiny_budget.image_size, tiny_budget.image_size, 1) <= 2**20
+    ok, notes = guard_memory(HARD)
     assert ok == HARD and notes == []
 
 
@@ -219,7 +221,7 @@ def test_bin_size_on_cpu_falls_back_with_a_note(sphere):
 
 def test_unknown_mesh_is_a_clear_error():
     with pytest.raises(ValueError, match="No mesh called"):
-        shading.load_mesh("teapot-that-is-not-there")
+        load_mesh("teapot-that-is-not-there")
 
 
 def test_turntable_refuses_frames_that_would_not_fit_in_memory(tmp_path):

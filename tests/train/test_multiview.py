@@ -12,30 +12,34 @@ from pytorch3d.structures import Volumes
 
 from pipelines.train import multiview as mv
 from pipelines.train import raymarching as rm
+from pipelines.train.generators import finish
+from pipelines.train.multiview_data import DataConfig, MultiviewData, check_data_config, split_indices, view_azimuths
+from pipelines.train.multiview_figures import cameras_figure, contact_sheet, summary
+from pipelines.train.multiview_render import ray_grid, render_views, view_cameras
 
-TINY = mv.DataConfig(n_views=12, image_size=32, holdout_every=4)
+TINY = DataConfig(n_views=12, image_size=32, holdout_every=4)
 
 
 @pytest.fixture(scope="module")
-def data() -> mv.MultiviewData:
+def data() -> MultiviewData:
     return mv.build(TINY, torch.device("cpu"))
 
 
 def test_split_holds_out_every_nth_view_and_never_nothing():
-    train, test = mv.split_indices(40, 8)
+    train, test = split_indices(40, 8)
     assert test == [4, 12, 20, 28, 36] and len(train) == 35
     assert not set(train) & set(test)
     for n in range(2, 30):
         for every in range(2, 12):
-            train, test = mv.split_indices(n, every)
+            train, test = split_indices(n, every)
             assert test and train and sorted(train + test) == list(range(n))
 
 
 def test_azimuths_cover_a_circle_without_repeating_a_view():
-    az = mv.view_azimuths(40, 180.0)
+    az = view_azimuths(40, 180.0)
     assert len(az) == 40 and float(az[0]) == -180.0 and float(az[-1]) == pytest.approx(171.0)
     assert len(set(torch.remainder(az, 360).tolist())) == 40
-    part = mv.view_azimuths(5, 90.0)
+    part = view_azimuths(5, 90.0)
     assert part.tolist() == [-90.0, -45.0, 0.0, 45.0, 90.0]
 
 
@@ -55,7 +59,7 @@ def test_bad_data_settings_are_refused_with_a_sentence(change, words):
     import dataclasses
 
     with pytest.raises(ValueError, match=words):
-        mv.check_data_config(dataclasses.replace(TINY, **change))
+        check_data_config(dataclasses.replace(TINY, **change))
 
 
 def test_views_silhouettes_and_cameras(data):
@@ -71,7 +75,7 @@ def test_views_silhouettes_and_cameras(data):
     assert torch.allclose(centres.norm(dim=1), torch.full((n,), TINY.distance), atol=1e-4)
     elevation = torch.rad2deg(torch.asin(centres[:, 1] / TINY.distance))
     assert torch.allclose(elevation, torch.full((n,), TINY.elevation), atol=1e-3)
-    assert data.test_idx.tolist() == mv.split_indices(n, TINY.holdout_every)[1]
+    assert data.test_idx.tolist() == split_indices(n, TINY.holdout_every)[1]
 
 
 def test_the_object_is_colourful(data):
@@ -101,9 +105,9 @@ def test_ray_grid_matches_the_renders():
     verts = torch.tensor([[0.2, 0.1, 0.0], [0.9, 0.2, 0.1], [0.3, 0.8, 0.0], [0.4, 0.3, 0.7]])
     faces = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
     mesh = Meshes([verts], [faces], textures=TexturesVertex([torch.ones(4, 3)]))
-    cams = mv.view_cameras(torch.tensor([0.0, 70.0, 200.0]), 20.0, 2.7, torch.device("cpu"))
-    _, sil = mv.render_views(mesh, cams, 32)
-    grid = mv.ray_grid(cams, 32, 8, 0.1, 3.0)
+    cams = view_cameras(torch.tensor([0.0, 70.0, 200.0]), 20.0, 2.7, torch.device("cpu"))
+    _, sil = render_views(mesh, cams, 32)
+    grid = ray_grid(cams, 32, 8, 0.1, 3.0)
     hits = _ray_hits_triangles(grid.origins.reshape(-1, 3), grid.directions.reshape(-1, 3), verts[faces])
     hits = hits.reshape(3, 32, 32)
     mask = sil > 0
@@ -165,8 +169,8 @@ def test_bounded_render_equals_the_whole_ray_render_of_a_masked_volume(data):
 
     cams = data.cameras([0, 3])
     ticker = rm.Ticker(1e9)
-    full, full_a = mv.finish(rm.render_cameras(fn, cams, 32, 48, 1.2, 4.2, 4096, ticker, lambda: None, 0.0))
-    fast, fast_a = mv.finish(rm.render_cameras(fn, cams, 32, 48, 1.2, 4.2, 4096, ticker, lambda: None, radius))
+    full, full_a = finish(rm.render_cameras(fn, cams, 32, 48, 1.2, 4.2, 4096, ticker, lambda: None, 0.0))
+    fast, fast_a = finish(rm.render_cameras(fn, cams, 32, 48, 1.2, 4.2, 4096, ticker, lambda: None, radius))
     assert float(full_a.max()) > 0.3
     assert torch.allclose(full, fast, atol=1e-5) and torch.allclose(full_a, fast_a, atol=1e-5)
 
@@ -183,13 +187,13 @@ def test_sampling_is_seeded_and_draws_only_rays_that_hit_the_bound(data):
 
 
 def test_pictures(data):
-    sheet = mv.contact_sheet(data)
+    sheet = contact_sheet(data)
     assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[2] == 3
-    fig = mv.cameras_figure(data, rays=True, n_pts_per_ray=40, min_depth=1.6, max_depth=3.8)
+    fig = cameras_figure(data, rays=True, n_pts_per_ray=40, min_depth=1.6, max_depth=3.8)
     names = [t.name for t in fig.data]
     assert names[0] == "object" and "training cameras" in names and "held-out cameras" in names
     assert "rays" in names and any(n.startswith("samples") for n in names)
-    assert mv.summary(data)["held_out_views"] == data.test_idx.tolist()
+    assert summary(data)["held_out_views"] == data.test_idx.tolist()
 
 
 def test_loss_and_metric():

@@ -1,0 +1,47 @@
+"""Pose pictures: the target/render/overlay panel used for previews and video frames, and the GIF/MP4 writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipelines.core.events import to_uint8
+from pipelines.pose.scene import Target
+from pipelines.render import rendering
+
+VIDEO_FORMATS = ("gif", "mp4")
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.NEAREST))
+
+
+def overlay(mask: torch.Tensor, alpha: torch.Tensor) -> np.ndarray:
+    """Target mask in red, current silhouette in cyan; where they agree the pixel turns white. uint8 (S, S, 3)."""
+    m, a = mask.detach().float().cpu(), alpha.detach().float().cpu()
+    rgb = torch.stack([m, a, a], -1) * 0.9 + 0.05
+    return to_uint8(rgb)
+
+
+def panel(target: Target, size: int, alpha: torch.Tensor, rgb: torch.Tensor | None, tile: int = 160) -> np.ndarray:
+    """[target | current render | overlay], each `tile` px: the live preview and a video frame. uint8 (tile, 3·tile, 3)."""
+    mask = target.masks[size]
+    if rgb is not None and size in target.rgbs:
+        left, middle = to_uint8(target.rgbs[size]), to_uint8(rgb)
+    else:
+        left, middle = to_uint8(mask), to_uint8(alpha)
+    tiles = [_resize(t, tile) for t in (left, middle, overlay(mask, alpha))]
+    return np.concatenate(tiles, axis=1)
+
+
+def write_videos(
+    frames: list[np.ndarray], out_dir: Path, stem: str, formats: tuple[str, ...], fps: int = 12
+) -> dict[str, Path]:
+    """The frames as `stem`.gif and/or `stem`.mp4 under `out_dir` (rendering.save_gif / save_mp4): {format: path}."""
+    writers = {"gif": rendering.save_gif, "mp4": rendering.save_mp4}
+    chosen = [fmt for fmt in VIDEO_FORMATS if fmt in formats] if frames else []
+    return {fmt: writers[fmt](frames, out_dir / f"{stem}.{fmt}", fps) for fmt in chosen}
