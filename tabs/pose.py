@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -11,49 +12,55 @@ import numpy as np
 
 from pipelines.core.config import make_preset
 from pipelines.core.device import default_preset
+from pipelines.core.events import Done
 from pipelines.pose import pipeline as pose
 from pipelines.pose import track as pose_track
+from pipelines.pose.settings import LOSSES
+from pipelines.pose.targets import read_image_and_mask
 
 from .context import AppContext
-from .mesh_fit import bounded_number, number_overrides
-from .stream import LATEX, run_panel, stop_button, stream, upload_paths
+from .pose_lessons import LESSON
+from .stream import stream
+from .widgets import (
+    LATEX,
+    MESH_WITH_TEXTURE_TYPES,
+    RunPanel,
+    bind,
+    config_for,
+    gpu_click,
+    number_value,
+    preset_radio,
+    run_panel,
+    stop_button,
+    upload_box,
+    upload_paths,
+    user_errors,
+)
 
-LESSON = r"""
-**The camera.** The camera sits at a point $c$ and looks at the object (at the origin) with +Y up; its world-to-view
-rotation $R(c)$ follows from $c$ (PyTorch3D's `look_at_rotation`) and $T = -R^\top c$, so a world point maps to
-$X_\text{view} = X_\text{world} R + T$. Only $c$ is learnt: three numbers, as in the book.
-
-**Why a soft renderer.** A normal rasteriser gives each pixel to one face, so moving the camera a little changes the
-image in jumps and the gradient is zero almost everywhere. The soft rasteriser keeps up to $K$ faces near each pixel
-and turns the pixel's signed squared distance $d_j$ to face $j$ (negative inside) into a coverage probability
-$$D_j = \operatorname{sigmoid}(-d_j/\sigma),\qquad A = 1 - \prod_{j} (1 - D_j),$$
-where $A$ is the soft silhouette. Faces farther than the blur radius $r = \log(1/\varepsilon - 1)\,\sigma$ would add
-less than $\varepsilon = 10^{-4}$ and are skipped [σ = 10⁻⁴, K = 100, 256 px in the book].
-
-**Losses.** The *silhouette loss* compares the soft silhouette with the target mask $M$,
-$L_\text{sil} = \operatorname{mean}_p (A_p - M_p)^2$. The *RGB loss* compares a soft Phong render with the target
-image, $L_\text{rgb} = \operatorname{mean}_p \lVert I_p - I^\ast_p\rVert^2$, where the $K$ faces' shaded colours are
-mixed with weights $\propto D_j\,e^{z_j/\gamma}$ (nearer faces dominate as $\gamma \to 0$) plus the background.
-Colour helps when the silhouette alone is ambiguous (a symmetric outline) but needs the lighting to match.
-Adam [lr 0.05] moves $c$ down the gradient of $w_\text{sil}L_\text{sil} + w_\text{rgb}L_\text{rgb}$.
-
-**Fast on a CPU.** Coarse to fine: a few dozen cheap steps at 64 px find the basin, then 128 px refines. For the
-silhouette the rasteriser here keeps, for each pixel, the $K$ faces *nearest the pixel* (covering faces first) —
-all that $A$ depends on — so a small $K$ loses nothing, while keeping the $K$ nearest in depth (PyTorch3D's rule,
-needed for shading) leaves holes unless $K$ is large. Its backward pass is plain tensor algebra. A stage ends when
-its loss stops improving (patience), or when the silhouette IoU reaches a set value.
-
-**Errors.** When the true pose is known: the rotation error is the geodesic angle
-$\theta = \arccos\big((\operatorname{tr}(R_\text{est}^\top R_\text{true}) - 1)/2\big)$, and the distance error is
-$\lVert c_\text{est} - c_\text{true}\rVert$ (the object is scaled to the unit sphere).
-
-**Tracking.** In a video the object moves a little between frames, so each frame starts from the last frame's
-estimate (a *warm start*) and needs only a few steps; a lost frame would drag the next ones with it, which is why the
-per-frame error is tracked against a bound.
-"""
+Updates = dict[Any, Any]
 
 
-def _sizes(text: str) -> tuple[int, ...] | None:
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    """The lesson, one mesh upload shared by both sections, then the single pose and the tracking sections."""
+    with gr.Accordion("Lesson: soft silhouettes, losses and pose errors", open=False):
+        gr.Markdown(LESSON, latex_delimiters=LATEX)
+    mesh_files = upload_box(
+        "Mesh to pose (OBJ+MTL+texture, PLY, GLB, ...); empty = the procedural toy cow", MESH_WITH_TEXTURE_TYPES
+    )
+    with gr.Tabs():
+        with gr.Tab("Single pose"):
+            single_pose_section(ctx, mesh_files)
+        with gr.Tab("Tracking"):
+            tracking_section(ctx, mesh_files)
+    _ = tab
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking the user's numbers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def parse_sizes(text: str | None) -> tuple[int, ...] | None:
     """'64, 128' -> (64, 128); empty -> None (the preset's)."""
     if not text or not text.strip():
         return None
@@ -66,11 +73,47 @@ def _sizes(text: str) -> tuple[int, ...] | None:
     return sizes
 
 
-def _sizes_text(sizes: tuple[int, ...]) -> str:
+def sizes_text(sizes: tuple[int, ...]) -> str:
     return ", ".join(str(s) for s in sizes)
 
 
-def _save_target(ctx: AppContext, request: gr.Request | None, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
+def number_overrides(rows: Iterable[tuple[Any, str, str, float, float]], whole: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Config overrides from number boxes, given as (value, field, label, low, high) rows checked in turn (gr.Error).
+    Empty boxes are left out; the fields named in `whole` become ints."""
+    changes: dict[str, Any] = {}
+    for value, name, label, low, high in rows:
+        number = number_value(value, label, low, high)
+        if number is not None:
+            changes[name] = int(number) if name in whole else number
+    return changes
+
+
+def fit_overrides(
+    image_sizes: str | None,
+    faces_per_pixel: Any,
+    learning_rate: Any,
+    patience: Any,
+    stop_iou: Any,
+    loss: str,
+) -> dict[str, Any]:
+    """Overrides shared by pose and tracking, validated."""
+    if loss not in LOSSES:
+        raise gr.Error("Pick a loss: silhouette, rgb or both.")
+    changes: dict[str, Any] = {"loss": loss}
+    sizes = parse_sizes(image_sizes)
+    if sizes:
+        changes["image_sizes"] = sizes
+    rows = (
+        (faces_per_pixel, "faces_per_pixel", "Faces per pixel", 1, 200),
+        (learning_rate, "lr", "The learning rate", 1e-6, 10.0),
+        (patience, "patience", "Patience", 0, 10000),
+        (stop_iou, "stop_iou", "The stop IoU", 0.0, 1.0),
+    )
+    changes.update(number_overrides(rows, whole=("faces_per_pixel", "patience")))
+    return changes
+
+
+def save_target(ctx: AppContext, request: gr.Request | None, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
     """Check an uploaded image and mask early (gr.Error) and save them as PNGs in the session folder."""
     from PIL import Image
 
@@ -85,248 +128,262 @@ def _save_target(ctx: AppContext, request: gr.Request | None, image: np.ndarray,
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(folder / "target.png")
     Image.fromarray(np.asarray(mask, dtype=np.uint8)).save(folder / "mask.png")
-    try:
-        pose.read_image_and_mask(str(folder / "target.png"), str(folder / "mask.png"))
-    except ValueError as err:
-        raise gr.Error(str(err)) from None
+    read_image_and_mask(str(folder / "target.png"), str(folder / "mask.png"))  # a ValueError reaches the user
     return str(folder / "target.png"), str(folder / "mask.png")
 
 
-def _common(cfg: Any, pre_sizes: str, k: Any, rate: Any, patience: Any, stop_iou: Any, loss: str) -> dict[str, Any]:
-    """Overrides shared by pose and tracking, validated."""
-    if loss not in pose.LOSSES:
-        raise gr.Error("Pick a loss: silhouette, rgb or both.")
-    changes: dict[str, Any] = {"loss": loss}
-    sizes = _sizes(pre_sizes)
-    if sizes:
-        changes["image_sizes"] = sizes
-    rows = (
-        (k, "faces_per_pixel", "Faces per pixel", 1, 200),
-        (rate, "lr", "The learning rate", 1e-6, 10.0),
-        (patience, "patience", "Patience", 0, 10000),
-        (stop_iou, "stop_iou", "The stop IoU", 0.0, 1.0),
-    )
-    changes.update(number_overrides(rows, whole=("faces_per_pixel", "patience")))
-    return changes
+# ---------------------------------------------------------------------------------------------------------------
+# Single pose
+# ---------------------------------------------------------------------------------------------------------------
 
 
-def build(ctx: AppContext, tab: gr.Tab) -> None:
-    preset_default = default_preset(ctx.device)
-    with gr.Accordion("Lesson: soft silhouettes, losses and pose errors", open=False):
-        gr.Markdown(LESSON, latex_delimiters=LATEX)
-    mesh_files = gr.File(
-        label="Mesh to pose (OBJ+MTL+texture, PLY, GLB, ...); empty = the procedural toy cow",
-        file_count="multiple",
-        file_types=[".ply", ".obj", ".mtl", ".glb", ".gltf", ".bin", ".stl", ".off", ".zip", ".png", ".jpg", ".jpeg"],
-    )
-    with gr.Tabs():
-        with gr.Tab("Single pose"):
-            _single(ctx, mesh_files, preset_default)
-        with gr.Tab("Tracking"):
-            _tracking(ctx, mesh_files, preset_default)
-    _ = tab
+@dataclass
+class PoseUI:
+    """What the pose run updates: the run panel, the optimisation video and the poses."""
+
+    panel: RunPanel
+    video: gr.Video
+    result: gr.JSON
 
 
-def _single(ctx: AppContext, mesh_files: gr.File, preset_default: str) -> None:
+def single_pose_section(ctx: AppContext, mesh_files: gr.File) -> None:
+    """The target and start poses, the loss, preset and optimisation settings, wired to /pose."""
     defaults = pose.Config()
     with gr.Row():
         with gr.Column():
-            source = gr.Radio(
-                ["hidden pose", "uploaded image"],
-                value="hidden pose",
-                label="Target: the mesh rendered at a hidden pose, or a photo with its mask",
-            )
-            with gr.Row():
-                true_dist = gr.Number(defaults.true_pose[0], label="Hidden distance", minimum=0.5, maximum=20)
-                true_elev = gr.Slider(-89, 89, value=defaults.true_pose[1], step=1, label="Hidden elevation (°)")
-                true_azim = gr.Slider(-180, 180, value=defaults.true_pose[2], step=1, label="Hidden azimuth (°)")
-            with gr.Row():
-                image = gr.Image(label="Target image", type="numpy", height=200, sources=["upload"])
-                mask = gr.Image(
-                    label="Target mask (white/opaque = object)",
-                    type="numpy",
-                    image_mode="RGBA",
-                    height=200,
-                    sources=["upload"],
-                )
+            target = _target_inputs(defaults)
         with gr.Column():
-            offset = gr.Slider(
-                0, 90, value=defaults.start_offset_deg, step=1, label="Start: turned this far from the hidden pose (°)"
-            )
-            explicit = gr.Checkbox(False, label="Set the start pose instead (always used with an uploaded image)")
+            start = _start_inputs(defaults)
             with gr.Row():
-                start_dist = gr.Number(2.7, label="Start distance", minimum=0.5, maximum=20)
-                start_elev = gr.Slider(-89, 89, value=0, step=1, label="Start elevation (°)")
-                start_azim = gr.Slider(-180, 180, value=0, step=1, label="Start azimuth (°)")
+                loss = gr.Radio(list(LOSSES), value="silhouette", label="Loss")
+                preset = preset_radio(ctx)
+            optimisation = _optimisation_inputs(make_preset(pose.Config, default_preset(ctx.device)))
             with gr.Row():
-                loss = gr.Radio(list(pose.LOSSES), value="silhouette", label="Loss")
-                preset = gr.Radio(["tiny", "quick", "full"], value=preset_default, label="Preset (full = the book's)")
-            start_cfg = make_preset(pose.Config, preset_default)
-            with gr.Accordion("Optimisation and stopping rule (set by the preset; change freely)", open=False):
-                with gr.Row():
-                    steps = gr.Number(start_cfg.steps, label="Most steps", precision=0, minimum=1, maximum=5000)
-                    rate = gr.Number(start_cfg.lr, label="Adam learning rate", minimum=0)
-                    sizes = gr.Textbox(
-                        _sizes_text(start_cfg.image_sizes), label="Image sizes, coarse to fine, e.g. 64, 128"
-                    )
-                with gr.Row():
-                    k = gr.Number(
-                        start_cfg.faces_per_pixel, label="Faces per pixel", precision=0, minimum=1, maximum=200
-                    )
-                    patience = gr.Number(start_cfg.patience, label="Patience, steps (0 = off)", precision=0, minimum=0)
-                    stop_iou = gr.Number(
-                        start_cfg.stop_iou, label="Stop at silhouette IoU (0 = off)", minimum=0, maximum=1
-                    )
-            with gr.Row():
-                go_btn = gr.Button("Estimate the pose", variant="primary")
+                button = gr.Button("Estimate the pose", variant="primary")
                 stop_button(ctx, "pose")
     panel = run_panel(preview_label="Target | current render | overlay (red = target, cyan = current, white = both)")
     with gr.Row():
         video = gr.Video(label="The optimisation (MP4)", height=240, interactive=False)
         result = gr.JSON(label="Estimated, start and true pose (R, T, centre)")
-
-    def estimate(
-        files,
-        src,
-        td,
-        te,
-        ta,
-        img,
-        msk,
-        off,
-        use_start,
-        sd,
-        se,
-        sa,
-        loss_name,
-        pre,
-        n_steps,
-        lr_,
-        sz,
-        kk,
-        pat,
-        iou,
-        request: gr.Request,
-    ):
-        """/pose: streams the optimisation; the pose, its error and the videos at the end."""
-        cfg = make_preset(pose.Config, pre or preset_default)
-        changes = _common(cfg, sz, kk, lr_, pat, iou, loss_name)
-        changes.update(mesh_files=upload_paths(files), device=str(ctx.device), max_upload_mb=ctx.max_upload_mb)
-        changes.update(number_overrides([(n_steps, "steps", "Steps", 1, 5000)], whole=("steps",)))
-        start = (bounded_number(sd, "The start distance", 0.5, 20.0) or 2.7, float(se or 0), float(sa or 0))
-        if src == "uploaded image":
-            changes["target_image"], changes["target_mask"] = _save_target(ctx, request, img, msk)
-            changes["start_pose"] = start
-        else:
-            changes["true_pose"] = (
-                bounded_number(td, "The hidden distance", 0.5, 20.0) or 2.7,
-                float(te or 0),
-                float(ta or 0),
-            )
-            changes["start_offset_deg"] = bounded_number(off, "The start offset", 0.0, 180.0) or 0.0
-            if use_start:
-                changes["start_pose"] = start
-        cfg = dataclasses.replace(cfg, **changes)
-
-        def on_done(done) -> dict:
-            return {
-                video: str(done.files["mp4"]) if "mp4" in done.files else None,
-                result: {k_: v for k_, v in done.info.items() if k_ != "history"},
-            }
-
-        yield from stream(ctx, panel, "pose", cfg, preset=pre, request=request, tab="pose", on_done=on_done)
-
-    def preset_values(pre: str) -> tuple:
-        cfg = make_preset(pose.Config, pre or preset_default)
-        return cfg.steps, cfg.lr, _sizes_text(cfg.image_sizes), cfg.faces_per_pixel, cfg.patience, cfg.stop_iou
-
-    preset.change(preset_values, preset, [steps, rate, sizes, k, patience, stop_iou], api_name=False)
-
-    inputs = [
-        mesh_files,
-        source,
-        true_dist,
-        true_elev,
-        true_azim,
-        image,
-        mask,
-        offset,
-        explicit,
-        start_dist,
-        start_elev,
-        start_azim,
-    ]
-    inputs += [loss, preset, steps, rate, sizes, k, patience, stop_iou]
-    go_btn.click(
-        estimate, inputs, [*panel.outputs, video, result], api_name="pose", concurrency_id="gpu", concurrency_limit=1
+    preset.change(bind(pose_preset_values, ctx=ctx), preset, optimisation, api_name=False)
+    gpu_click(
+        button,
+        bind(estimate, ctx=ctx, ui=PoseUI(panel, video, result)),
+        [mesh_files, *target, *start, loss, preset, *optimisation],
+        [*panel.outputs, video, result],
+        "pose",
     )
 
 
-def _tracking(ctx: AppContext, mesh_files: gr.File, preset_default: str) -> None:
+def _target_inputs(defaults: pose.Config) -> list[Any]:
+    """Source, hidden distance, elevation and azimuth, target image and mask."""
+    source = gr.Radio(
+        ["hidden pose", "uploaded image"],
+        value="hidden pose",
+        label="Target: the mesh rendered at a hidden pose, or a photo with its mask",
+    )
+    with gr.Row():
+        distance = gr.Number(defaults.true_pose[0], label="Hidden distance", minimum=0.5, maximum=20)
+        elevation = gr.Slider(-89, 89, value=defaults.true_pose[1], step=1, label="Hidden elevation (°)")
+        azimuth = gr.Slider(-180, 180, value=defaults.true_pose[2], step=1, label="Hidden azimuth (°)")
+    with gr.Row():
+        image = gr.Image(label="Target image", type="numpy", height=200, sources=["upload"])
+        mask = gr.Image(
+            label="Target mask (white/opaque = object)",
+            type="numpy",
+            image_mode="RGBA",
+            height=200,
+            sources=["upload"],
+        )
+    return [source, distance, elevation, azimuth, image, mask]
+
+
+def _start_inputs(defaults: pose.Config) -> list[Any]:
+    """Start offset, whether to use the explicit start pose, and its distance, elevation and azimuth."""
+    offset = gr.Slider(
+        0, 90, value=defaults.start_offset_deg, step=1, label="Start: turned this far from the hidden pose (°)"
+    )
+    explicit = gr.Checkbox(False, label="Set the start pose instead (always used with an uploaded image)")
+    with gr.Row():
+        distance = gr.Number(2.7, label="Start distance", minimum=0.5, maximum=20)
+        elevation = gr.Slider(-89, 89, value=0, step=1, label="Start elevation (°)")
+        azimuth = gr.Slider(-180, 180, value=0, step=1, label="Start azimuth (°)")
+    return [offset, explicit, distance, elevation, azimuth]
+
+
+def _optimisation_inputs(start: pose.Config) -> list[Any]:
+    """Steps, learning rate, image sizes, faces per pixel, patience and stop IoU, showing the preset's values."""
+    with gr.Accordion("Optimisation and stopping rule (set by the preset; change freely)", open=False):
+        with gr.Row():
+            steps = gr.Number(start.steps, label="Most steps", precision=0, minimum=1, maximum=5000)
+            rate = gr.Number(start.lr, label="Adam learning rate", minimum=0)
+            sizes = gr.Textbox(sizes_text(start.image_sizes), label="Image sizes, coarse to fine, e.g. 64, 128")
+        with gr.Row():
+            k = gr.Number(start.faces_per_pixel, label="Faces per pixel", precision=0, minimum=1, maximum=200)
+            patience = gr.Number(start.patience, label="Patience, steps (0 = off)", precision=0, minimum=0)
+            stop_iou = gr.Number(start.stop_iou, label="Stop at silhouette IoU (0 = off)", minimum=0, maximum=1)
+    return [steps, rate, sizes, k, patience, stop_iou]
+
+
+def pose_preset_values(preset: str | None, *, ctx: AppContext) -> tuple[Any, ...]:
+    """The optimisation boxes' values under `preset` (they follow the preset radio)."""
+    cfg = make_preset(pose.Config, preset or default_preset(ctx.device))
+    return cfg.steps, cfg.lr, sizes_text(cfg.image_sizes), cfg.faces_per_pixel, cfg.patience, cfg.stop_iou
+
+
+@user_errors("Check the target")
+def estimate(
+    mesh_files: Any,
+    target_source: str,
+    target_distance: float | None,
+    target_elevation_deg: float | None,
+    target_azimuth_deg: float | None,
+    target_image: np.ndarray | None,
+    target_mask: np.ndarray | None,
+    start_offset_deg: float | None,
+    use_start_pose: bool,
+    start_distance: float | None,
+    start_elevation_deg: float | None,
+    start_azimuth_deg: float | None,
+    loss: str,
+    preset: str | None,
+    steps: float | None,
+    learning_rate: float | None,
+    image_sizes: str | None,
+    faces_per_pixel: float | None,
+    patience: float | None,
+    stop_iou: float | None,
+    request: gr.Request,
+    *,
+    ctx: AppContext,
+    ui: PoseUI,
+) -> Iterator[Updates]:
+    """/pose: streams the optimisation; the pose, its error and the videos at the end."""
+    changes = fit_overrides(image_sizes, faces_per_pixel, learning_rate, patience, stop_iou, loss)
+    changes["mesh_files"] = upload_paths(mesh_files)
+    changes.update(number_overrides([(steps, "steps", "Steps", 1, 5000)], whole=("steps",)))
+    start = (
+        number_value(start_distance, "The start distance", 0.5, 20.0) or 2.7,
+        float(start_elevation_deg or 0),
+        float(start_azimuth_deg or 0),
+    )
+    if target_source == "uploaded image":
+        changes["target_image"], changes["target_mask"] = save_target(ctx, request, target_image, target_mask)
+        changes["start_pose"] = start
+    else:
+        changes["true_pose"] = (
+            number_value(target_distance, "The hidden distance", 0.5, 20.0) or 2.7,
+            float(target_elevation_deg or 0),
+            float(target_azimuth_deg or 0),
+        )
+        changes["start_offset_deg"] = number_value(start_offset_deg, "The start offset", 0.0, 180.0) or 0.0
+        if use_start_pose:
+            changes["start_pose"] = start
+    cfg = config_for(ctx, pose.Config, preset, **changes)
+
+    def on_done(done: Done) -> Updates:
+        return {
+            ui.video: str(done.files["mp4"]) if "mp4" in done.files else None,
+            ui.result: {k: v for k, v in done.info.items() if k != "history"},
+        }
+
+    yield from stream(ctx, ui.panel, "pose", cfg, preset=preset, request=request, tab="pose", on_done=on_done)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tracking
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrackUI:
+    """What the tracking run updates: the run panel, the trajectory plot, the per-frame table and the video."""
+
+    panel: RunPanel
+    trajectory: gr.Plot
+    table: gr.Dataframe
+    video: gr.Video
+
+
+def tracking_section(ctx: AppContext, mesh_files: gr.File) -> None:
+    """The path, frames, motion, bound, loss, preset and per-frame settings, wired to /pose_track."""
     defaults = pose_track.Config()
     gr.Markdown(
         "The object moves along a path; each frame is rendered at its true pose and the camera is fitted starting from the "
         "previous frame's estimate."
     )
-    start_cfg = make_preset(pose_track.Config, preset_default)
+    start = make_preset(pose_track.Config, default_preset(ctx.device))
     with gr.Row():
         path = gr.Radio(list(pose_track.PATHS), value=defaults.path, label="Path")
-        frames = gr.Number(start_cfg.frames, label="Frames", precision=0, minimum=2, maximum=1000)
+        frames = gr.Number(start.frames, label="Frames", precision=0, minimum=2, maximum=1000)
         step_deg = gr.Slider(0.5, 15, value=defaults.step_deg, step=0.5, label="Motion per frame (°)")
         bound = gr.Number(defaults.bound_deg, label="Error bound (°)", minimum=0)
     with gr.Row():
-        loss = gr.Radio(list(pose.LOSSES), value="silhouette", label="Loss")
-        preset = gr.Radio(["tiny", "quick", "full"], value=preset_default, label="Preset (full = the book's)")
-        steps = gr.Number(start_cfg.steps_per_frame, label="Most steps per frame", precision=0, minimum=1, maximum=2000)
-        sizes = gr.Textbox(_sizes_text(start_cfg.image_sizes), label="Image sizes, coarse to fine")
+        loss = gr.Radio(list(LOSSES), value="silhouette", label="Loss")
+        preset = preset_radio(ctx)
+        steps = gr.Number(start.steps_per_frame, label="Most steps per frame", precision=0, minimum=1, maximum=2000)
+        sizes = gr.Textbox(sizes_text(start.image_sizes), label="Image sizes, coarse to fine")
     with gr.Row():
-        go_btn = gr.Button("Track", variant="primary")
+        button = gr.Button("Track", variant="primary")
         stop_button(ctx, "pose_track")
     panel = run_panel(preview_label="Target | current render | overlay")
     trajectory = gr.Plot(label="Estimated against true trajectory")
     table = gr.Dataframe(label="Per-frame errors", interactive=False, wrap=True)
     video = gr.Video(label="The tracked sequence (MP4)", height=220, interactive=False)
-
-    def track(files, path_name, n_frames, per_frame, bound_deg, loss_name, pre, n_steps, sz, request: gr.Request):
-        """/pose_track: streams the sequence; trajectory plot, per-frame table and video at the end."""
-        if path_name not in pose_track.PATHS:
-            raise gr.Error(f"Pick a path: {', '.join(pose_track.PATHS)}.")
-        cfg = make_preset(pose_track.Config, pre or preset_default)
-        changes = _common(cfg, sz, None, None, None, None, loss_name)
-        changes.update(
-            mesh_files=upload_paths(files), path=path_name, device=str(ctx.device), max_upload_mb=ctx.max_upload_mb
-        )
-        rows = (
-            (n_frames, "frames", "Frames", 2, 1000),
-            (per_frame, "step_deg", "Motion per frame", 0.0, 45.0),
-            (bound_deg, "bound_deg", "The error bound", 0.0, 180.0),
-            (n_steps, "steps_per_frame", "Steps per frame", 1, 2000),
-        )
-        changes.update(number_overrides(rows, whole=("frames", "steps_per_frame")))
-        cfg = dataclasses.replace(cfg, **changes)
-
-        def on_done(done) -> dict:
-            import pandas as pd
-
-            return {
-                trajectory: done.info["figure"],
-                table: pd.DataFrame(done.info["table"]),
-                video: str(done.files["mp4"]) if "mp4" in done.files else None,
-            }
-
-        yield from stream(ctx, panel, "pose-track", cfg, preset=pre, request=request, tab="pose_track", on_done=on_done)
-
-    def preset_values(pre: str) -> tuple:
-        cfg = make_preset(pose_track.Config, pre or preset_default)
-        return cfg.frames, cfg.steps_per_frame, _sizes_text(cfg.image_sizes)
-
-    preset.change(preset_values, preset, [frames, steps, sizes], api_name=False)
-
-    go_btn.click(
-        track,
+    preset.change(bind(track_preset_values, ctx=ctx), preset, [frames, steps, sizes], api_name=False)
+    gpu_click(
+        button,
+        bind(track, ctx=ctx, ui=TrackUI(panel, trajectory, table, video)),
         [mesh_files, path, frames, step_deg, bound, loss, preset, steps, sizes],
         [*panel.outputs, trajectory, table, video],
-        api_name="pose_track",
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        "pose_track",
+    )
+
+
+def track_preset_values(preset: str | None, *, ctx: AppContext) -> tuple[Any, ...]:
+    """The frames, steps-per-frame and image-size boxes' values under `preset`."""
+    cfg = make_preset(pose_track.Config, preset or default_preset(ctx.device))
+    return cfg.frames, cfg.steps_per_frame, sizes_text(cfg.image_sizes)
+
+
+def track(
+    mesh_files: Any,
+    motion_path: str,
+    frames: float | None,
+    motion_per_frame_deg: float | None,
+    error_bound_deg: float | None,
+    loss: str,
+    preset: str | None,
+    steps_per_frame: float | None,
+    image_sizes: str | None,
+    request: gr.Request,
+    *,
+    ctx: AppContext,
+    ui: TrackUI,
+) -> Iterator[Updates]:
+    """/pose_track: streams the sequence; trajectory plot, per-frame table and video at the end."""
+    if motion_path not in pose_track.PATHS:
+        raise gr.Error(f"Pick a path: {', '.join(pose_track.PATHS)}.")
+    changes = fit_overrides(image_sizes, None, None, None, None, loss)
+    changes.update(mesh_files=upload_paths(mesh_files), path=motion_path)
+    rows = (
+        (frames, "frames", "Frames", 2, 1000),
+        (motion_per_frame_deg, "step_deg", "Motion per frame", 0.0, 45.0),
+        (error_bound_deg, "bound_deg", "The error bound", 0.0, 180.0),
+        (steps_per_frame, "steps_per_frame", "Steps per frame", 1, 2000),
+    )
+    changes.update(number_overrides(rows, whole=("frames", "steps_per_frame")))
+    cfg = config_for(ctx, pose_track.Config, preset, **changes)
+
+    def on_done(done: Done) -> Updates:
+        import pandas as pd
+
+        return {
+            ui.trajectory: done.info["figure"],
+            ui.table: pd.DataFrame(done.info["table"]),
+            ui.video: str(done.files["mp4"]) if "mp4" in done.files else None,
+        }
+
+    yield from stream(
+        ctx, ui.panel, "pose-track", cfg, preset=preset, request=request, tab="pose_track", on_done=on_done
     )

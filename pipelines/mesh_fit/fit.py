@@ -15,7 +15,7 @@ import torch
 from pipelines.core.events import Event, Preview, Progress
 from pipelines.mesh_fit.previews import label, render_mesh, render_points
 from pipelines.mesh_fit.targets import PointTarget
-from pipelines.render.rendering import sample_surface
+from pipelines.render.procedural import sample_surface
 
 
 class FitSpec(Protocol):

@@ -6,6 +6,14 @@ import numpy as np
 import torch
 
 from pipelines.core.events import to_uint8
+from pipelines.render.factories import (
+    make_cameras,
+    make_lights,
+    make_materials,
+    make_raster_settings,
+    make_renderer,
+    make_shader,
+)
 
 _VIEW = (2.5, 15.0, 35.0)  # preview camera: distance, elevation°, azimuth°
 
@@ -15,33 +23,30 @@ def render_mesh(verts: torch.Tensor, faces: torch.Tensor, size: int = 224) -> np
     from pytorch3d.renderer import BlendParams, TexturesVertex
     from pytorch3d.structures import Meshes
 
-    from pipelines.render import rendering
-
     with torch.no_grad():
         device = verts.device
         rgb = torch.tensor([0.62, 0.7, 0.85], device=device).expand_as(verts)  # (V, 3) light steel blue
         mesh = Meshes([verts.detach()], [faces], textures=TexturesVertex([rgb]))
-        cameras = rendering.make_cameras("perspective", *_VIEW, device=device)
+        cameras = make_cameras("perspective", *_VIEW, device=device)
         light_at = cameras.get_camera_center()[0] * 1.5 + torch.tensor([0.0, 2.0, 0.0], device=device)
-        lights = rendering.make_lights("point", light_at, ambient=(0.35,) * 3, diffuse=(0.7,) * 3, device=device)
-        materials = rendering.make_materials(specular=(0.2,) * 3, shininess=64.0, device=device)
+        lights = make_lights("point", light_at, ambient=(0.35,) * 3, diffuse=(0.7,) * 3, device=device)
+        materials = make_materials(specular=(0.2,) * 3, shininess=64.0, device=device)
         blend = BlendParams(background_color=(1.0, 1.0, 1.0))
-        shader = rendering.make_shader(
+        shader = make_shader(
             "hard-phong", cameras=cameras, lights=lights, materials=materials, blend_params=blend, device=device
         )
-        raster = rendering.make_raster_settings(size, device=device)[0]
-        renderer = rendering.make_renderer(cameras, raster, shader)
+        raster = make_raster_settings(size, device=device)[0]
+        renderer = make_renderer(cameras, raster, shader)
         image = renderer(mesh)[0, ..., :3]
     return to_uint8(image)
 
 
 def render_points(points: torch.Tensor, size: int = 224, max_points: int = 8000) -> np.ndarray:
     """Target points splatted from the preview camera, shaded by depth (near = dark); uint8 (S, S, 3)."""
-    from pipelines.render import rendering
 
     with torch.no_grad():
         pts = points.detach().float().cpu()[:max_points]
-        cameras = rendering.make_cameras("perspective", *_VIEW)
+        cameras = make_cameras("perspective", *_VIEW)
         screen = cameras.transform_points_screen(pts[None], image_size=((size, size),))[0]  # (P, 3): x, y px, depth
     image = np.full((size, size, 3), 255, dtype=np.uint8)
     x, y, z = screen[:, 0].numpy(), screen[:, 1].numpy(), screen[:, 2].numpy()

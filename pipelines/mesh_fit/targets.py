@@ -11,7 +11,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from pipelines.render.rendering import sample_surface
+from pipelines.files import mesh_io
+from pipelines.render.procedural import sample_surface
 
 TARGETS = ("figure", "blob", "cube", "peanut", "spiky")
 MIN_POINTS = 10
@@ -138,8 +139,6 @@ def load_target(cfg: TargetSpec, generator: torch.Generator) -> PointTarget:
     larger than `target_points`) or a procedural shape."""
     warnings: list[str] = []
     if cfg.target_files:
-        from pipelines.files import mesh_io
-
         main = mesh_io.stage_upload(
             cfg.target_files, Path(cfg.out_dir) / "upload", mesh_io.Limits(max_upload_mb=cfg.max_upload_mb)
         )

@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
-from pipelines.render import rendering
+from pipelines.files import mesh_io
+from pipelines.render.mesh_convert import load_mesh_file_with_notes
+from pipelines.render.procedural import normalize_verts
 
 # A toy cow made of ellipsoids: (centre, radii, extra subdivision, colour; None = white with black patches).
 _TOY_PARTS: tuple[
@@ -56,19 +58,18 @@ def load_mesh(
     files: tuple[str, ...], out_dir: Path, detail: int, device: torch.device, max_upload_mb: float = 200.0
 ) -> tuple[Any, list[str]]:
     """The mesh to pose, normalised to the unit sphere, with the loader's warnings: an upload (staged under
-    `out_dir`/upload and read by `rendering.load_mesh_file_with_notes`, within `max_upload_mb`) or the toy cow."""
+    `out_dir`/upload and read by `load_mesh_file_with_notes`, within `max_upload_mb`) or the toy cow."""
     from pytorch3d.renderer import TexturesVertex
     from pytorch3d.structures import Meshes
 
     if not files:
         verts, faces, colors = toy_cow(detail)
-        mesh = Meshes([rendering.normalize_verts(verts)], [faces], textures=TexturesVertex([colors]))
+        mesh = Meshes([normalize_verts(verts)], [faces], textures=TexturesVertex([colors]))
         return mesh.to(device), []
-    from pipelines.files import mesh_io
 
     limits = mesh_io.Limits(max_upload_mb=max_upload_mb)
     main = mesh_io.stage_upload(files, out_dir / "upload", limits)
-    mesh, notes = rendering.load_mesh_file_with_notes(main, limits=limits, device=device)
+    mesh, notes = load_mesh_file_with_notes(main, limits=limits, device=device)
     if float(mesh.verts_packed().abs().amax()) == 0.0:
         raise ValueError("The mesh has no extent: all its vertices lie at one point.")
     return mesh, notes

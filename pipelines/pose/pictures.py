@@ -9,7 +9,7 @@ import torch
 
 from pipelines.core.events import to_uint8
 from pipelines.pose.scene import Target
-from pipelines.render import rendering
+from pipelines.render.images import save_gif, save_mp4
 
 VIDEO_FORMATS = ("gif", "mp4")
 
@@ -41,7 +41,7 @@ def panel(target: Target, size: int, alpha: torch.Tensor, rgb: torch.Tensor | No
 def write_videos(
     frames: list[np.ndarray], out_dir: Path, stem: str, formats: tuple[str, ...], fps: int = 12
 ) -> dict[str, Path]:
-    """The frames as `stem`.gif and/or `stem`.mp4 under `out_dir` (rendering.save_gif / save_mp4): {format: path}."""
-    writers = {"gif": rendering.save_gif, "mp4": rendering.save_mp4}
+    """The frames as `stem`.gif and/or `stem`.mp4 under `out_dir` (save_gif / save_mp4): {format: path}."""
+    writers = {"gif": save_gif, "mp4": save_mp4}
     chosen = [fmt for fmt in VIDEO_FORMATS if fmt in formats] if frames else []
     return {fmt: writers[fmt](frames, out_dir / f"{stem}.{fmt}", fps) for fmt in chosen}

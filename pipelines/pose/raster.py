@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from pipelines.render import rendering
-from pipelines.render.rendering import edge_function, segment_dist2
+from pipelines.render.factories import SOFT_BLUR_FACTOR
+from pipelines.render.tiled_raster import TiledMeshRasterizer, edge_function, segment_dist2
 
 # sigmoid(-d / sigma) falls to 1e-4 at d = BLUR_FACTOR * sigma: the book's blur radius is BLUR_FACTOR * sigma.
-BLUR_FACTOR = rendering.SOFT_BLUR_FACTOR
+BLUR_FACTOR = SOFT_BLUR_FACTOR
 _EPS = 1e-8
 
 # PyTorch3D's CPU rasteriser tests every face at every pixel and its backward pass walks pixels one at a time, which
@@ -158,7 +158,7 @@ def rasterize(
 
     backend `torch`: the batched rasteriser of this module (forward and backward are tensor ops, fast on CPUs);
     `pytorch3d`: PyTorch3D's `MeshRasterizer` (its CUDA kernels are the faster choice on a GPU) through
-    `rendering.TiledMeshRasterizer`, which on the CPU recomputes the fragments in torch: PyTorch3D's own CPU backward
+    `tiled_raster.TiledMeshRasterizer`, which on the CPU recomputes the fragments in torch: PyTorch3D's own CPU backward
     for clipped, perspective-correct barycentrics and depth disagrees with finite differences, which would give the
     RGB loss a wrong gradient. Inside faces and the silhouette's distances agree between the backends, and both
     gradients match finite differences (tests/pose/test_raster.py). `order` (torch backend): which K faces a pixel
@@ -166,8 +166,6 @@ def rasterize(
     """
     from pytorch3d.renderer import RasterizationSettings
     from pytorch3d.renderer.mesh.rasterizer import Fragments
-
-    from pipelines.render.rendering import TiledMeshRasterizer
 
     perspective_correct = bool(cameras.is_perspective())
     clip_bary = blur_radius > 0

@@ -9,7 +9,7 @@ import torch
 
 from pipelines.pose.fit import FitOptions
 from pipelines.pose.pictures import VIDEO_FORMATS
-from pipelines.render.rendering import raster_bytes
+from pipelines.render.factories import raster_bytes
 
 # The torch rasteriser holds dense (S, S, K) fragments: sizes and K whose estimate (rendering.raster_bytes, 48 bytes a
 # face slot) passes this are refused, as the Shading lab refuses over its default 2,048 MiB budget.

@@ -10,6 +10,7 @@ import torch
 from pytorch3d.renderer import TexturesUV, TexturesVertex
 from pytorch3d.structures import Meshes
 
+from pipelines.files import mesh_io
 from pipelines.render.procedural import normalize_verts, with_vertex_colors
 
 
@@ -70,7 +71,6 @@ def load_mesh_file_with_notes(
     UVs with a texture image become a TexturesUV (faces without UVs sample the first UV); vertex colours, or
     face colours averaged per vertex, a TexturesVertex; otherwise a neutral vertex colour.
     """
-    from pipelines.files import mesh_io
 
     asset = mesh_io.load_asset(Path(path), limits if limits is not None else mesh_io.Limits())
     notes = [str(w) for w in asset.warnings]

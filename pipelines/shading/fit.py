@@ -16,7 +16,8 @@ from pytorch3d.structures import Meshes, join_meshes_as_batch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
-from pipelines.render import rendering
+from pipelines.render.images import image_grid
+from pipelines.render.mesh_convert import batch_report
 from pipelines.shading.lab import render
 from pipelines.shading.meshes import load_mesh
 from pipelines.shading.scene import prepare_mesh
@@ -127,7 +128,7 @@ def _truth_and_start(
 def _grid(target_rgba: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     """Targets (top), current renders (middle) and |difference| ×2 (bottom), one column per mesh."""
     tgt, cur = target_rgba[..., :3].clamp(0, 1), current[..., :3].detach().clamp(0, 1)
-    return rendering.image_grid([*tgt, *cur, *((tgt - cur).abs() * 2).clamp(0, 1)], cols=len(target_rgba), fill=0.5)
+    return image_grid([*tgt, *cur, *((tgt - cur).abs() * 2).clamp(0, 1)], cols=len(target_rgba), fill=0.5)
 
 
 def _descend(
@@ -197,7 +198,7 @@ def run(cfg: Config) -> Iterator[Event]:
     with torch.no_grad():
         target_rgba = draw(truth)
     param = start.clone().requires_grad_(True)
-    batch = rendering.batch_report(meshes)
+    batch = batch_report(meshes)
     yield Preview(
         0,
         image=to_uint8(_grid(target_rgba, draw(start).detach())),

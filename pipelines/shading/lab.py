@@ -20,8 +20,8 @@ from pytorch3d.renderer.blending import sigmoid_alpha_blend, softmax_rgb_blend
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 
-from pipelines.render import rendering
-from pipelines.render.rendering import is_soft, raster_bytes
+from pipelines.render.factories import is_soft, raster_bytes
+from pipelines.render.images import colormap, id_colors
 from pipelines.shading.meshes import MESH_EXTS, load_mesh, load_mesh_with_notes, mesh_choices
 from pipelines.shading.scene import Scene, build_scene, prepare_mesh, rasterize
 from pipelines.shading.settings import (
@@ -226,8 +226,8 @@ def buffers(mesh: Meshes, settings: RenderSettings, *, device: torch.device | st
     alpha = sigmoid_alpha_blend(ones, frags, scene.blend)[0, ..., 3]  # (H, W)
     zero = torch.zeros(3, device=device)
     images = {
-        "depth": torch.where(covered, rendering.colormap(near), zero),
-        "pix_to_face": rendering.id_colors(p2f),
+        "depth": torch.where(covered, colormap(near), zero),
+        "pix_to_face": id_colors(p2f),
         "barycentric": torch.where(covered, frags.bary_coords[0, ..., 0, :].clamp(0, 1), zero),
         "normals": torch.where(covered, (normals + 1) / 2, zero),
         "silhouette": alpha[..., None].expand(*alpha.shape, 3),

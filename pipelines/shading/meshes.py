@@ -9,8 +9,8 @@ import torch
 from pytorch3d.structures import Meshes
 
 from pipelines.core.paths import ASSETS_DIR
-from pipelines.render import rendering
-from pipelines.render.rendering import PROCEDURAL
+from pipelines.render.mesh_convert import load_mesh_file_with_notes
+from pipelines.render.procedural import PROCEDURAL, procedural_mesh
 
 MESH_EXTS = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 
@@ -26,7 +26,7 @@ def mesh_choices() -> list[str]:
 @functools.lru_cache(maxsize=8)
 def _file_mesh(path: str, mtime_ns: int, size: int) -> tuple[Meshes, tuple[str, ...]]:
     # Keyed by modification time and size, so a changed file is read again; kept on the CPU, never mutated.
-    mesh, notes = rendering.load_mesh_file_with_notes(path, device="cpu")
+    mesh, notes = load_mesh_file_with_notes(path, device="cpu")
     return mesh, tuple(notes)
 
 
@@ -35,7 +35,7 @@ def load_mesh_with_notes(source: str | Path, device: torch.device | str = "cpu")
     with the loader's warnings."""
     text = str(source)
     if text in PROCEDURAL:
-        return rendering.procedural_mesh(text, device=device), []
+        return procedural_mesh(text, device=device), []
     path = Path(text)
     if not path.is_absolute() and not path.exists():
         candidate = ASSETS_DIR / path.name

@@ -16,7 +16,7 @@ from pytorch3d.transforms import so3_exp_map, so3_relative_angle
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
-from pipelines.render import rendering
+from pipelines.render.procedural import procedural_mesh, sample_surface
 
 PREVIEW_EVERY_S = 0.4
 PLOT_POINTS = 800
@@ -90,8 +90,8 @@ def run(cfg: Config) -> Iterator[Event]:
         raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
     device = resolve_device(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    mesh = rendering.procedural_mesh(cfg.source)
-    source = rendering.sample_surface(mesh.verts_packed(), mesh.faces_packed(), cfg.n_points, gen)[0]  # (P, 3), CPU
+    mesh = procedural_mesh(cfg.source)
+    source = sample_surface(mesh.verts_packed(), mesh.faces_packed(), cfg.n_points, gen)[0]  # (P, 3), CPU
     true_t = torch.tensor(cfg.true_translation, dtype=torch.float32)
     true_R = (
         so3_exp_map(torch.tensor([cfg.true_rotation], dtype=torch.float32))[0] if cfg.fit_rotation else torch.eye(3)

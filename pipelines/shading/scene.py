@@ -13,8 +13,17 @@ from pytorch3d.renderer.cameras import CamerasBase
 from pytorch3d.renderer.mesh.rasterizer import Fragments, MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
 
-from pipelines.render import rendering
-from pipelines.render.rendering import is_soft
+from pipelines.render.factories import (
+    is_soft,
+    make_cameras,
+    make_lights,
+    make_materials,
+    make_raster_settings,
+    make_shader,
+)
+from pipelines.render.mesh_convert import texture_to_vertex_colors
+from pipelines.render.procedural import with_vertex_colors
+from pipelines.render.tiled_raster import TiledMeshRasterizer
 from pipelines.shading.settings import RenderSettings, guard_memory
 
 # --- the scene ------------------------------------------------------------------------------------------------
@@ -53,7 +62,7 @@ def build_scene(
     if guard:
         settings, notes = guard_memory(settings, n)
     s = settings
-    cameras = rendering.make_cameras(
+    cameras = make_cameras(
         s.camera,
         s.dist,
         s.elev if elev is None else list(elev),
@@ -63,7 +72,7 @@ def build_scene(
         batch=n,
         device=device,
     )
-    lights = rendering.make_lights(
+    lights = make_lights(
         s.light,
         s.light_xyz if light_xyz is None else light_xyz,
         ambient=s.light_ambient,
@@ -71,14 +80,14 @@ def build_scene(
         specular=s.light_specular,
         device=device,
     )
-    materials = rendering.make_materials(
+    materials = make_materials(
         ambient=s.material_ambient,
         diffuse=s.material_diffuse,
         specular=s.material_specular,
         shininess=s.shininess,
         device=device,
     )
-    raster, raster_notes = rendering.make_raster_settings(
+    raster, raster_notes = make_raster_settings(
         s.image_size,
         blur_radius=s.blur_radius,
         faces_per_pixel=s.faces_per_pixel,
@@ -88,7 +97,7 @@ def build_scene(
         device=device,
     )
     blend = BlendParams(sigma=s.sigma, gamma=s.gamma, background_color=tuple(s.background))
-    shader = rendering.make_shader(
+    shader = make_shader(
         s.shader, cameras=cameras, lights=lights, materials=materials, blend_params=blend, device=device
     )
     if is_soft(s.shader) and s.blur_radius == 0.0 and s.faces_per_pixel == 1:
@@ -103,9 +112,9 @@ def prepare_mesh(mesh: Meshes, settings: RenderSettings, notes: list[str] | None
     if "gouraud" in settings.shader and not isinstance(mesh.textures, TexturesVertex):
         if notes is not None:
             notes.append("Gouraud shading lights vertices, so the UV texture was resampled to vertex colours.")
-        return rendering.texture_to_vertex_colors(mesh)
+        return texture_to_vertex_colors(mesh)
     if mesh.textures is None:
-        return rendering.with_vertex_colors(mesh)
+        return with_vertex_colors(mesh)
     return mesh
 
 
@@ -113,5 +122,5 @@ def rasterize(mesh: Meshes, scene: Scene, *, tiled: bool = True) -> Fragments:
     """pix_to_face (N, H, W, K), zbuf, bary_coords (N, H, W, K, 3) and dists for the scene's camera.
 
     `tiled` uses the tiled CPU rasteriser (same fragments, much faster on the CPU); False the library's own."""
-    cls = rendering.TiledMeshRasterizer if tiled else MeshRasterizer
+    cls = TiledMeshRasterizer if tiled else MeshRasterizer
     return cls(cameras=scene.cameras, raster_settings=scene.raster)(mesh)

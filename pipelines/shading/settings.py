@@ -8,8 +8,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.render import rendering
-from pipelines.render.rendering import BYTES_PER_FACE_SLOT, CAMERAS, LIGHTS, SHADERS, Color, raster_bytes
+from pipelines.render.colors import Color, parse_color
+from pipelines.render.factories import BYTES_PER_FACE_SLOT, CAMERAS, LIGHTS, SHADERS, SOFT_BLUR_FACTOR, raster_bytes
 
 MAX_IMAGE_SIZE = 2048
 MAX_FACES_PER_PIXEL = 150
@@ -141,7 +141,7 @@ class RenderSettings:
             shader="soft-phong",
             sigma=1e-4,
             gamma=1e-4,
-            blur_radius=rendering.SOFT_BLUR_FACTOR * 1e-4,
+            blur_radius=SOFT_BLUR_FACTOR * 1e-4,
             faces_per_pixel=50,
         )
         base.update(changes)
@@ -158,7 +158,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             if len(xyz) != 3:
                 raise ValueError(f"{name} must be three numbers x, y, z, got {value!r}.")
             return xyz
-        return rendering.parse_color(value, name.replace("_", " "))
+        return parse_color(value, name.replace("_", " "))
     try:
         if annotation is bool:
             if isinstance(value, str):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
-from pipelines.render import rendering
+from pipelines.render.images import save_gif, save_mp4
 from pipelines.shading.lab import turntable
 from pipelines.shading.meshes import load_mesh_with_notes
 from pipelines.shading.settings import RenderSettings, guard_memory
@@ -103,9 +103,9 @@ def run(cfg: Config) -> Iterator[Event]:
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     if "gif" in cfg.formats:
-        files["gif"] = rendering.save_gif(frames, out / "turntable.gif", cfg.fps)
+        files["gif"] = save_gif(frames, out / "turntable.gif", cfg.fps)
     if "mp4" in cfg.formats:
-        files["mp4"] = rendering.save_mp4(frames, out / "turntable.mp4", cfg.fps)
+        files["mp4"] = save_mp4(frames, out / "turntable.mp4", cfg.fps)
     (out / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2))
     files["settings"] = out / "settings.json"
     metrics = {

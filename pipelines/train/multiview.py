@@ -23,6 +23,7 @@ import torch
 from pytorch3d.renderer import FoVPerspectiveCameras
 from pytorch3d.structures import Meshes
 
+from pipelines.render.mesh_convert import texture_to_vertex_colors
 from pipelines.train.generators import finish, relay
 from pipelines.train.multiview_data import (
     FOV_DEG,
@@ -149,8 +150,6 @@ def build_from_mesh_steps(mesh: Meshes, cfg: DataConfig, device: torch.device):
     images, silhouettes = yield from render_views_steps(mesh.to(device), cams, cfg.image_size, per_chunk)
     colors = None
     try:
-        from pipelines.render.rendering import texture_to_vertex_colors
-
         colors = texture_to_vertex_colors(mesh).textures.verts_features_packed().detach()  # (V, 3) for pictures
     except ValueError:
         pass

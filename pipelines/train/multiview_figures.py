@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras
 
+from pipelines.core.events import to_uint8
+from pipelines.render.images import image_grid
 from pipelines.train.multiview_data import MultiviewData
 from pipelines.train.multiview_render import ray_grid
 
@@ -118,8 +120,6 @@ def cameras_figure(
 
 def contact_sheet(data: MultiviewData, max_views: int = 40, cols: int = 8) -> np.ndarray:
     """The views (top) and their silhouettes (bottom) tiled, uint8 (H, W, 3); held-out views get an orange frame."""
-    from pipelines.core.events import to_uint8
-    from pipelines.render.rendering import image_grid
 
     n = min(max_views, len(data.images))
     test = set(data.test_idx.tolist())

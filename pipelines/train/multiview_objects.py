@@ -10,6 +10,8 @@ import torch
 from pytorch3d.structures import Meshes
 
 from pipelines.core.paths import ASSETS_DIR
+from pipelines.files import mesh_io
+from pipelines.render.mesh_convert import load_mesh_file
 from pipelines.train.multiview_data import OBJECTS, DataConfig
 
 # --- objects ---------------------------------------------------------------------------------------------
@@ -72,14 +74,11 @@ def load_object(cfg: DataConfig, stage_dir: Path, device: torch.device) -> Meshe
 
     Raises ValueError (mesh_io.MeshFileError is one) with a user sentence: a file without faces, no file, etc.
     """
-    from pipelines.render import rendering
 
     if cfg.files:
-        from pipelines.files import mesh_io
-
         limits = mesh_io.Limits(max_upload_mb=cfg.max_upload_mb)
         main = mesh_io.stage_upload(list(cfg.files), stage_dir, limits)
-        return rendering.load_mesh_file(main, limits=limits, device=device)
+        return load_mesh_file(main, limits=limits, device=device)
     if cfg.object == "blob":
         return blob_mesh(3, device)
     if cfg.object == "textured-cube":
@@ -88,5 +87,5 @@ def load_object(cfg: DataConfig, stage_dir: Path, device: torch.device) -> Meshe
             raise ValueError(
                 "The bundled textured cube is missing from assets/: run the asset script, or upload a mesh."
             )
-        return rendering.load_mesh_file(path, device=device)
+        return load_mesh_file(path, device=device)
     raise ValueError(f"Unknown object {cfg.object!r}: choose one of {', '.join(OBJECTS)}, or upload a mesh.")

@@ -16,6 +16,8 @@ from pytorch3d.renderer import (
 )
 from pytorch3d.structures import Meshes
 
+from pipelines.render.factories import make_raster_settings
+from pipelines.render.tiled_raster import TiledMeshRasterizer
 from pipelines.train.generators import finish
 from pipelines.train.multiview_data import FOV_DEG
 
@@ -45,7 +47,6 @@ def render_views_steps(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size:
     Lighting is a fixed world-space directional light plus ambient, diffuse only (no specular): the colour of a
     surface point then does not depend on the viewer, which is what a view-independent voxel grid can fit.
     """
-    from pipelines.render.rendering import TiledMeshRasterizer, make_raster_settings
 
     device = mesh.device
     lights = DirectionalLights(

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, RayBundle
 
+from pipelines.core.events import to_uint8
+from pipelines.render.images import save_gif, save_mp4
 from pipelines.train.multiview_data import MultiviewData
 from pipelines.train.multiview_render import ray_grid, view_cameras
 
@@ -318,7 +320,6 @@ def upscale(image: torch.Tensor, min_side: int = 256) -> torch.Tensor:
 
 def side_by_side(target: torch.Tensor, pred: torch.Tensor, min_side: int = 192) -> np.ndarray:
     """uint8 picture: target | prediction | absolute error (x2), each (H, W, 3) in [0, 1], enlarged for display."""
-    from pipelines.core.events import to_uint8
 
     gap = torch.ones(target.shape[0], 2, 3, device=target.device)
     err = ((pred.clamp(0, 1) - target).abs() * 2).clamp(0, 1)
@@ -327,13 +328,12 @@ def side_by_side(target: torch.Tensor, pred: torch.Tensor, min_side: int = 192) 
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 12) -> Path:
-    """An MP4 of uint8 (H, W, 3) frames (`rendering.save_mp4`); a GIF next to it if ffmpeg fails."""
-    from pipelines.render import rendering
+    """An MP4 of uint8 (H, W, 3) frames (`save_mp4`); a GIF next to it if ffmpeg fails."""
 
     try:
-        return rendering.save_mp4(frames, Path(path), fps)
+        return save_mp4(frames, Path(path), fps)
     except Exception:  # noqa: BLE001 - any ffmpeg trouble: fall back to a GIF, which needs no codec
-        return rendering.save_gif(frames, Path(path).with_suffix(".gif"), fps)
+        return save_gif(frames, Path(path).with_suffix(".gif"), fps)
 
 
 def export_mesh(verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor | None, stem: Path) -> dict[str, Path]:

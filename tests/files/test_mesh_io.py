@@ -1,4 +1,4 @@
-"""Loading, statistics, cross-checks and exports of pipelines.mesh_io on the bundled and synthetic files."""
+"""Loading, statistics, cross-checks and exports of pipelines.files on the bundled and synthetic files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from assets import make_assets
-from pipelines.files import mesh_io, mesh_obj
-from pipelines.files.mesh_io import Limits, LoadedAsset, load_asset
+from pipelines.files import obj, ply, types
+from pipelines.files.convert import sample_points, to_pytorch3d
+from pipelines.files.cross_check import cross_check
+from pipelines.files.export import export_glb, export_obj_zip, export_ply, export_points_ply
+from pipelines.files.loader import load_asset
+from pipelines.files.plotly_view import plotly_figure
+from pipelines.files.stats import geometry_stats
+from pipelines.files.types import Limits, LoadedAsset
+from pipelines.files.upload import stage_upload
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +54,47 @@ def unit_cube() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_committed_assets_are_reproducible_and_small(samples: Path) -> None:
+    """The committed samples hold what make_assets writes today, and stay small.
+
+    Files that make_assets writes itself, byte by byte, must match byte for byte. Files that a library encodes (the
+    PNG through Pillow, the GLB through trimesh) are compared by what they decode to, since a new release of the
+    encoder may lay the same content out in other bytes; a change of geometry, uvs, pixels or material still fails.
+    """
+    import trimesh
+    from PIL import Image
+
+    def decoded(path: Path) -> dict[str, object]:
+        if path.suffix == ".png":
+            with Image.open(path) as im:
+                return {"mode": im.mode, "pixels": np.asarray(im)}
+        mesh = trimesh.load(path, force="mesh", process=False)
+        mat = mesh.visual.material
+        texture = mat.baseColorTexture
+        return {
+            "verts": mesh.vertices,  # (V, 3) float
+            "faces": mesh.faces,  # (F, 3) int
+            "uv": mesh.visual.uv,  # (V, 2) float
+            "texture": (texture.mode, np.asarray(texture)),
+            "material": (mat.name, mat.baseColorFactor, mat.metallicFactor, mat.roughnessFactor, mat.doubleSided),
+        }
+
     committed = make_assets.ASSETS_DIR
     fresh = sorted(p.name for p in samples.iterdir())
     assert fresh, "make_all wrote nothing"
     total = 0
     for name in fresh:
         assert (committed / name).is_file(), f"{name} is not committed: run python -m assets.make_assets"
-        assert (committed / name).read_bytes() == (samples / name).read_bytes(), f"{name} differs from make_assets"
+        if Path(name).suffix in (".png", ".glb"):
+            want, got = decoded(committed / name), decoded(samples / name)
+            assert want.keys() == got.keys(), name
+            for key, value in want.items():
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                    # float32 uvs and positions may move by an ulp when numpy's maths changes
+                    np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6, err_msg=f"{name}: {key}")
+                else:
+                    np.testing.assert_equal(got[key], value, err_msg=f"{name}: {key} differs from make_assets")
+        else:
+            assert (committed / name).read_bytes() == (samples / name).read_bytes(), f"{name} differs from make_assets"
         total += (committed / name).stat().st_size
     assert total < 300_000
 
@@ -71,9 +112,9 @@ def test_textured_cube_obj(samples: Path) -> None:
     assert (a.face_materials == 0).all()
     assert "mtllib textured_cube.mtl" in a.header and "newmtl checker" in a.header
     assert not a.warnings
-    stats = mesh_io.geometry_stats(a)
+    stats = geometry_stats(a)
     assert stats["has_texture"] and stats["has_uvs"] and stats["has_normals"]
-    check = mesh_io.cross_check(a)
+    check = cross_check(a)
     assert check["agree"] is True, check
 
 
@@ -86,10 +127,10 @@ def test_obj_quads_negative_indices_two_materials(samples: Path) -> None:
     assert (a.faces[12:] >= 8).all(), "pyramid indices are relative to the vertices written before them"
     names = {e["name"]: e for e in a.elements}
     assert names["g/o"]["names"] == ["cube", "pyramid"] and names["f"]["count"] == 11
-    stats = mesh_io.geometry_stats(a)
+    stats = geometry_stats(a)
     assert stats["components"] == 2 and stats["watertight"] and stats["euler_characteristic"] == 4
     assert stats["volume"] == pytest.approx(1 + 1 / 3, rel=1e-5)
-    assert mesh_io.cross_check(a)["agree"] is True
+    assert cross_check(a)["agree"] is True
 
 
 OBJ_FORMS = """mtllib missing.mtl
@@ -162,7 +203,7 @@ def test_vectorised_obj_reader_matches_pytorch3d(samples: Path, tmp_path: Path, 
     files.append(make_assets.make_mesh_file(tmp_path / "tri.obj", 500, "obj"))
     reference = [load_asset(p) for p in files]
     assert all(r.loader == "pytorch3d.io.load_obj" for r in reference)
-    monkeypatch.setattr(mesh_io, "PYTORCH3D_MAX_FACES", 0)
+    monkeypatch.setattr(types, "PYTORCH3D_MAX_FACES", 0)
     for path, ref in zip(files, reference, strict=True):
         fast = load_asset(path)
         assert fast.loader.startswith("mesh_io vectorised"), fast.loader
@@ -178,7 +219,7 @@ def test_vectorised_obj_matches_the_python_reference_on_relative_indices(tmp_pat
     fast = load_asset(tmp_path / "rel.obj")
     assert fast.loader.startswith("mesh_io vectorised") and fast.faces.tolist() == [[0, 1, 2], [3, 4, 5]]
     assert fast.face_materials.tolist() == [0, 1] and np.allclose(fast.normals[3:], [0, 0, -1])
-    monkeypatch.setattr(mesh_obj, "_parse_obj_vectorised", lambda data, scan: None)
+    monkeypatch.setattr(obj, "_parse_obj_vectorised", lambda data, scan: None)
     slow = load_asset(tmp_path / "rel.obj")
     assert "relative" in slow.loader and not slow.loader.startswith("mesh_io vectorised")
     _same_asset(fast, slow)
@@ -208,7 +249,7 @@ def test_binary_little_endian_ply(samples: Path) -> None:
         "properties": [["vertex_indices", "list uchar int"]],
     }
     assert "format binary_little_endian 1.0" in a.header and a.header.rstrip().endswith("end_header")
-    stats = mesh_io.geometry_stats(a)
+    stats = geometry_stats(a)
     assert stats["watertight"] and stats["euler_characteristic"] == 0 and stats["components"] == 1
     assert stats["surface_area"] == pytest.approx(ref.area, rel=1e-5)
     assert stats["volume"] == pytest.approx(abs(ref.volume), rel=1e-5)
@@ -218,9 +259,9 @@ def test_big_endian_ply_with_polygons_and_extra_element(samples: Path) -> None:
     a = load_asset(samples / "cylinder_be.ply")
     assert (a.encoding, a.num_vertices, a.num_faces) == ("binary_big_endian", 48, 24 * 2 + 2 * 22)
     assert {e["name"]: e["count"] for e in a.elements} == {"vertex": 48, "face": 26, "edge": 24}
-    stats = mesh_io.geometry_stats(a)
+    stats = geometry_stats(a)
     assert stats["watertight"] and stats["euler_characteristic"] == 2 and stats["winding_consistent"]
-    check = mesh_io.cross_check(a)
+    check = cross_check(a)
     assert check["agree"] is True and check["num_faces"] == 92, check
 
 
@@ -231,18 +272,16 @@ def test_point_cloud_ascii_ply(samples: Path) -> None:
     assert a.colors.shape == (600, 4) and a.normals.shape == (600, 3)
     assert np.allclose(a.colors[a.verts[:, 2] < -0.5, 3], 128 / 255) and np.allclose(a.colors[a.verts[:, 2] > 0, 3], 1)
     assert not a.warnings  # a PLY without faces is a normal point cloud
-    stats = mesh_io.geometry_stats(a)
+    stats = geometry_stats(a)
     assert stats["is_point_cloud"] and stats["num_edges"] == 0 and stats["has_colors"]
-    assert mesh_io.cross_check(a)["agree"] is True
+    assert cross_check(a)["agree"] is True
 
 
 def _force_own_ply_reader(monkeypatch) -> None:
-    from pipelines.files import mesh_tables
-
     def refuse(*args, **kwargs):
         raise ValueError("disabled for the test")
 
-    monkeypatch.setattr(mesh_tables, "_ply_pytorch3d", refuse)
+    monkeypatch.setattr(ply, "_ply_pytorch3d", refuse)
 
 
 @pytest.mark.parametrize("fmt", ["ply", "ply_ascii", "ply_be"])
@@ -296,9 +335,9 @@ def test_stl_binary_and_ascii(samples: Path, tmp_path: Path) -> None:
     a = load_asset(samples / "icosphere.stl")
     assert (a.encoding, a.num_vertices, a.num_faces) == ("binary", 960, 320)
     assert a.face_normals.shape == (320, 3)
-    stats = mesh_io.geometry_stats(a)
+    stats = geometry_stats(a)
     assert stats["duplicate_vertices"] == 960 - 162 and stats["watertight"] and stats["euler_characteristic"] == 2
-    assert mesh_io.cross_check(a)["agree"] is True
+    assert cross_check(a)["agree"] is True
     ascii_stl = "solid t\n" + "".join(
         f"facet normal 0 0 1\nouter loop\nvertex {x} 0 0\nvertex {x + 1} 0 0\nvertex {x} 1 0\nendloop\nendfacet\n"
         for x in range(3)
@@ -306,7 +345,7 @@ def test_stl_binary_and_ascii(samples: Path, tmp_path: Path) -> None:
     (tmp_path / "a.stl").write_text(ascii_stl + "endsolid t\n")
     b = load_asset(tmp_path / "a.stl")
     assert (b.encoding, b.num_vertices, b.num_faces) == ("ascii", 9, 3)
-    check = mesh_io.cross_check(b)
+    check = cross_check(b)
     assert check["num_faces"] == 3 and check["agree"] is not None
 
 
@@ -314,13 +353,13 @@ def test_off_plain_coloured_and_polygons(samples: Path, tmp_path: Path) -> None:
     a = load_asset(samples / "octahedron.off")
     assert (a.num_vertices, a.num_faces, a.loader) == (6, 8, "pytorch3d.io.IO().load_mesh")
     assert a.colors.shape == (6, 3) and a.colors.max() <= 1
-    assert mesh_io.geometry_stats(a)["volume"] == pytest.approx(4 / 3)
+    assert geometry_stats(a)["volume"] == pytest.approx(4 / 3)
     (tmp_path / "poly.off").write_text("COFF\n5 2 0\n0 0 0 255 0 0 255\n1 0 0 0 255 0 255\n1 1 0 0 0 255 255\n"
                                        "0 1 0 9 9 9 255\n2 2 2 9 9 9 255\n4 0 1 2 3 1 0 0\n3 1 2 4 0 1 0\n")  # fmt: skip
     b = load_asset(tmp_path / "poly.off")
     assert (b.num_vertices, b.num_faces) == (5, 3) and b.colors.shape == (5, 4)
     assert np.allclose(b.face_colors, [[1, 0, 0], [1, 0, 0], [0, 1, 0]])
-    assert mesh_io.cross_check(b)["num_faces"] == 3
+    assert cross_check(b)["num_faces"] == 3
 
 
 def test_glb_textured(samples: Path) -> None:
@@ -329,7 +368,7 @@ def test_glb_textured(samples: Path) -> None:
     assert a.texture is not None and a.texture.size == (64, 64) and a.uvs.shape == (642, 2)
     assert a.materials[0]["name"] == "checker" and '"accessors"' in a.header
     assert a.elements[0]["count"] == 642 and a.elements[0]["mode"] == "triangles"
-    check = mesh_io.cross_check(a)
+    check = cross_check(a)
     assert check["agree"] is True and check["reader"].startswith("pytorch3d"), check
 
 
@@ -342,7 +381,7 @@ def test_gltf_with_external_buffer(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
     a = load_asset(tmp_path / "model.gltf")
     assert (a.format, a.encoding, a.num_vertices, a.num_faces) == ("gltf", "json", 42, 80)
-    check = mesh_io.cross_check(a)
+    check = cross_check(a)
     assert check["agree"] is True and "JSON" in check["reader"]
 
 
@@ -354,7 +393,7 @@ def test_synthetic_files_in_every_format(tmp_path: Path, fmt: str) -> None:
     assert a.num_faces == 1000
     stored = 3000 if fmt == "stl" else len(make_assets.synthetic_mesh(1000)[0])
     assert a.num_vertices == stored
-    check = mesh_io.cross_check(a)
+    check = cross_check(a)
     assert check["agree"] is True, check
 
 
@@ -364,7 +403,7 @@ def test_synthetic_files_in_every_format(tmp_path: Path, fmt: str) -> None:
 
 
 def test_stats_unit_cube() -> None:
-    s = mesh_io.geometry_stats(mesh_asset(*unit_cube()))
+    s = geometry_stats(mesh_asset(*unit_cube()))
     assert s["surface_area"] == pytest.approx(6) and s["volume"] == pytest.approx(1)
     assert s["watertight"] and s["manifold"] and s["winding_consistent"]
     assert (s["num_edges"], s["euler_characteristic"], s["components"]) == (18, 2, 1)
@@ -374,38 +413,36 @@ def test_stats_unit_cube() -> None:
 
 def test_stats_duplicated_and_degenerate_faces() -> None:
     v, f = unit_cube()
-    dup = mesh_io.geometry_stats(mesh_asset(v, np.vstack([f, f[:1]])))
+    dup = geometry_stats(mesh_asset(v, np.vstack([f, f[:1]])))
     assert dup["duplicate_faces"] == 1 and not dup["watertight"] and not dup["manifold"]
     assert dup["non_manifold_edges"] == 3 and dup["volume"] is None
-    degen = mesh_io.geometry_stats(mesh_asset(v, np.vstack([f, [[0, 0, 1]], [[0, 1, 1]]])))
+    degen = geometry_stats(mesh_asset(v, np.vstack([f, [[0, 0, 1]], [[0, 1, 1]]])))
     assert degen["degenerate_faces"] == 2 and degen["watertight"]  # repeated-index faces leave the topology
-    flat = mesh_io.geometry_stats(
-        mesh_asset(np.vstack([v, [[2, 0, 0], [3, 0, 0], [4, 0, 0]]]), np.vstack([f, [[8, 9, 10]]]))
-    )
+    flat = geometry_stats(mesh_asset(np.vstack([v, [[2, 0, 0], [3, 0, 0], [4, 0, 0]]]), np.vstack([f, [[8, 9, 10]]])))
     assert flat["degenerate_faces"] == 1 and flat["components"] == 2
 
 
 def test_stats_two_disjoint_cubes_and_open_box() -> None:
     v, f = unit_cube()
-    two = mesh_io.geometry_stats(mesh_asset(np.vstack([v, v + 3]), np.vstack([f, f + 8])))
+    two = geometry_stats(mesh_asset(np.vstack([v, v + 3]), np.vstack([f, f + 8])))
     assert two["components"] == 2 and two["euler_characteristic"] == 4 and two["volume"] == pytest.approx(2)
-    box = mesh_io.geometry_stats(mesh_asset(v, f[1:]))
+    box = geometry_stats(mesh_asset(v, f[1:]))
     assert not box["watertight"] and box["manifold"] and box["boundary_edges"] == 3 and box["volume"] is None
     assert box["euler_characteristic"] == 1
 
 
 def test_stats_weld_duplicate_positions() -> None:
     v, f = unit_cube()
-    soup = mesh_io.geometry_stats(mesh_asset(v[f.ravel()], np.arange(36).reshape(12, 3)))  # STL-style corners
+    soup = geometry_stats(mesh_asset(v[f.ravel()], np.arange(36).reshape(12, 3)))  # STL-style corners
     assert soup["duplicate_vertices"] == 28 and soup["watertight"] and soup["euler_characteristic"] == 2
 
 
 def test_stats_million_faces_is_fast() -> None:
     verts, faces = make_assets.synthetic_mesh(1_000_000)
     asset = mesh_asset(verts, faces)
-    mesh_io.geometry_stats(mesh_asset(*unit_cube()))  # imports scipy outside the timing
+    geometry_stats(mesh_asset(*unit_cube()))  # imports scipy outside the timing
     t0 = time.process_time()  # CPU time of this process: other jobs on a shared machine do not count
-    s = mesh_io.geometry_stats(asset)
+    s = geometry_stats(asset)
     elapsed = time.process_time() - t0
     assert s["num_faces"] == 1_000_000 and s["components"] == 1 and s["watertight"] is False  # cut-short torus
     assert elapsed < 3.0, f"geometry_stats used {elapsed:.2f} s of CPU for 1M faces (about 1 s is expected)"
@@ -420,17 +457,17 @@ def test_stats_million_faces_is_fast() -> None:
 def test_exports_round_trip(samples: Path, tmp_path: Path, name: str) -> None:
     a = load_asset(samples / name)
     for binary in (True, False):
-        b = load_asset(mesh_io.export_ply(a, tmp_path / f"b{binary}.ply", binary=binary))
+        b = load_asset(export_ply(a, tmp_path / f"b{binary}.ply", binary=binary))
         assert (b.num_vertices, b.num_faces) == (a.num_vertices, a.num_faces)
         assert np.allclose(b.verts, a.verts) and np.array_equal(b.faces, a.faces)
         assert (b.texture is None) == (a.texture is None) and (b.colors is None) == (a.colors is None)
-    z = mesh_io.export_obj_zip(a, tmp_path / "o.zip")
-    main = mesh_io.stage_upload([z], tmp_path / "unzipped")
+    z = export_obj_zip(a, tmp_path / "o.zip")
+    main = stage_upload([z], tmp_path / "unzipped")
     c = load_asset(main)
     assert (c.num_vertices, c.num_faces) == (a.num_vertices, a.num_faces) and np.array_equal(c.faces, a.faces)
     assert (c.texture is None) == (a.texture is None)
     assert [m["name"] for m in c.materials][: len(a.materials)] == [m["name"] for m in a.materials]
-    g = load_asset(mesh_io.export_glb(a, tmp_path / "m.glb"))
+    g = load_asset(export_glb(a, tmp_path / "m.glb"))
     assert g.num_faces == a.num_faces and (g.texture is None) == (a.texture is None)
     if a.face_uvs is None and a.face_materials is None:
         assert g.num_vertices == a.num_vertices
@@ -438,11 +475,11 @@ def test_exports_round_trip(samples: Path, tmp_path: Path, name: str) -> None:
 
 def test_point_cloud_exports(samples: Path, tmp_path: Path) -> None:
     a = load_asset(samples / "points_colored.ply")
-    g = load_asset(mesh_io.export_glb(a, tmp_path / "p.glb"))
+    g = load_asset(export_glb(a, tmp_path / "p.glb"))
     assert (g.num_vertices, g.num_faces) == (6 * 600, 8 * 600) and g.colors is not None
-    p = load_asset(mesh_io.export_glb(a, tmp_path / "pp.glb", points_as="points"))
+    p = load_asset(export_glb(a, tmp_path / "pp.glb", points_as="points"))
     assert p.is_point_cloud and p.num_vertices == 600
-    b = load_asset(mesh_io.export_ply(a, tmp_path / "p.ply", binary=True))
+    b = load_asset(export_ply(a, tmp_path / "p.ply", binary=True))
     assert b.is_point_cloud and np.allclose(b.colors, a.colors, atol=1 / 255)
 
 
@@ -452,15 +489,15 @@ def test_sample_points_on_sphere(tmp_path: Path) -> None:
     verts, faces = make_assets.icosphere(3)
     asset = mesh_asset(verts, faces)
     state = torch.random.get_rng_state()
-    pts, nrm = mesh_io.sample_points(asset, 5000, seed=3)
+    pts, nrm = sample_points(asset, 5000, seed=3)
     assert torch.equal(state, torch.random.get_rng_state()), "sampling must not move the global RNG"
     assert pts.shape == nrm.shape == (5000, 3) and pts.dtype == np.float32
     assert np.abs(np.linalg.norm(pts, axis=1) - 1).max() < 0.01
     assert np.allclose(np.linalg.norm(nrm, axis=1), 1, atol=1e-4)
     assert np.einsum("ij,ij->i", pts, nrm).min() > 0.9  # outward normals
-    again, _ = mesh_io.sample_points(asset, 5000, seed=3)
+    again, _ = sample_points(asset, 5000, seed=3)
     assert np.array_equal(pts, again)
-    out = mesh_io.export_points_ply(pts, nrm, None, tmp_path / "s.ply")
+    out = export_points_ply(pts, nrm, None, tmp_path / "s.ply")
     cloud = load_asset(out)
     assert cloud.is_point_cloud and cloud.num_vertices == 5000 and cloud.normals is not None
 
@@ -469,23 +506,23 @@ def test_to_pytorch3d(samples: Path) -> None:
     from pytorch3d.renderer import TexturesUV
     from pytorch3d.structures import Pointclouds
 
-    cube = mesh_io.to_pytorch3d(load_asset(samples / "textured_cube.obj"))
+    cube = to_pytorch3d(load_asset(samples / "textured_cube.obj"))
     assert isinstance(cube.textures, TexturesUV) and cube.faces_packed().shape == (12, 3)
     assert cube.textures.maps_padded().shape == (1, 128, 128, 3)
-    cloud = mesh_io.to_pytorch3d(load_asset(samples / "points_colored.ply"))
+    cloud = to_pytorch3d(load_asset(samples / "points_colored.ply"))
     assert isinstance(cloud, Pointclouds) and cloud.features_packed().shape == (600, 3)
 
 
 def test_plotly_figure(samples: Path) -> None:
     mesh = load_asset(samples / "torus_binary.ply")
-    fig = mesh_io.plotly_figure(mesh, max_faces=500, wireframe=True, show_axes=False)
+    fig = plotly_figure(mesh, max_faces=500, wireframe=True, show_axes=False)
     assert [t.type for t in fig.data] == ["mesh3d", "scatter3d"]
     assert len(fig.data[0].i) == 500 and "500 of 2,048" in fig.layout.title.text
     assert fig.layout.scene.aspectmode == "data" and fig.layout.scene.xaxis.visible is False
     assert len(fig.data[0].vertexcolor) == len(fig.data[0].x)
-    cube = mesh_io.plotly_figure(load_asset(samples / "textured_cube.obj"))
+    cube = plotly_figure(load_asset(samples / "textured_cube.obj"))
     assert len(cube.data[0].facecolor) == 12  # texture sampled per face (corner uvs)
-    cloud = mesh_io.plotly_figure(load_asset(samples / "points_colored.ply"), point_size=4)
+    cloud = plotly_figure(load_asset(samples / "points_colored.ply"), point_size=4)
     assert cloud.data[0].type == "scatter3d" and cloud.data[0].marker.size == 4 and len(cloud.data[0].x) == 600
 
 
@@ -496,7 +533,7 @@ def test_plotly_figure(samples: Path) -> None:
 
 def test_stage_obj_with_mtl_and_texture(samples: Path, tmp_path: Path) -> None:
     files = [samples / n for n in ("textured_cube.png", "textured_cube.mtl", "textured_cube.obj", "icosphere.stl")]
-    main = mesh_io.stage_upload(files, tmp_path / "up", Limits())
+    main = stage_upload(files, tmp_path / "up", Limits())
     assert main.name == "textured_cube.obj"
     a = load_asset(main)
     assert a.texture is not None and any("2 3D files" in w and "icosphere.stl" in w for w in a.warnings)
@@ -511,7 +548,7 @@ def test_stage_zip_with_folders(samples: Path, tmp_path: Path) -> None:
         zf.writestr("model/mat/cube.mtl", mtl)
         zf.writestr("model/tex/cube.png", (samples / "textured_cube.png").read_bytes())
         zf.writestr("__MACOSX/model/._cube.obj", b"junk")
-    main = mesh_io.stage_upload([z], tmp_path / "up")
+    main = stage_upload([z], tmp_path / "up")
     assert main.relative_to(tmp_path / "up").as_posix() == "model/cube.obj"
     assert not (tmp_path / "up" / "__MACOSX").exists()
     a = load_asset(main)

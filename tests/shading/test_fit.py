@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from pipelines.core.events import Done, Preview, Progress
-from pipelines.render import rendering
+from pipelines.render.mesh_convert import batch_report
+from pipelines.render.procedural import procedural_mesh
 from pipelines.shading import fit as shading_fit
 from pipelines.shading import points as shading_points
 
@@ -80,8 +81,8 @@ def test_geometry_fit_with_the_soft_rasteriser(target, tmp_path):
 def test_batch_report_lists_padded_and_packed_shapes():
     from pytorch3d.structures import join_meshes_as_batch
 
-    meshes = join_meshes_as_batch([rendering.procedural_mesh(n) for n in ("cube", "ico-sphere", "torus")])
-    report = rendering.batch_report(meshes)
+    meshes = join_meshes_as_batch([procedural_mesh(n) for n in ("cube", "ico-sphere", "torus")])
+    report = batch_report(meshes)
     nv = [8, 642, 1152]
     assert report["list"]["verts"] == [[n, 3] for n in nv]
     assert report["padded"]["verts_padded"] == [3, max(nv), 3]

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from pytorch3d.ops import interpolate_face_attributes
 
-from pipelines.render import rendering
+from pipelines.render.factories import raster_bytes
+from pipelines.render.mesh_convert import mesh_from_arrays
+from pipelines.render.procedural import PROCEDURAL
 from pipelines.shading import lab as shading
 from pipelines.shading.meshes import load_mesh
 from pipelines.shading.scene import build_scene, rasterize
@@ -129,7 +131,7 @@ def test_buffers_are_pictures_of_the_fragments(sphere, device):
 
 
 def test_shaders_differ_and_render_every_mesh(device):
-    for name in rendering.PROCEDURAL:
+    for name in PROCEDURAL:
         mesh = load_mesh(name, device)
         images = {
             sh: shading.render(mesh, HARD.replace(shader=sh), device=device).image for sh in ("hard-phong", "hard-flat")
@@ -143,9 +145,7 @@ def test_gouraud_on_a_uv_textured_mesh(device):
     uvs = (verts[:, :2] + 1) / 2  # a planar projection as texture coordinates
     checker = ((np.indices((16, 16)).sum(0) % 2) * 255).astype(np.uint8)
     texture = np.stack([checker, 255 - checker, np.full_like(checker, 128)], -1)
-    mesh = rendering.mesh_from_arrays(
-        verts, sphere.faces_packed().numpy(), verts_uvs=uvs, texture=texture, device=device
-    )
+    mesh = mesh_from_arrays(verts, sphere.faces_packed().numpy(), verts_uvs=uvs, texture=texture, device=device)
     phong = shading.render(mesh, HARD, device=device)
     gouraud = shading.render(mesh, HARD.replace(shader="hard-gouraud"), device=device)
     assert any("vertex colours" in n for n in gouraud.notes)
@@ -153,7 +153,7 @@ def test_gouraud_on_a_uv_textured_mesh(device):
 
 
 def test_memory_guard_refuses_or_lowers(sphere, device):
-    assert rendering.raster_bytes(2, 10, 20, 3) == 2 * 10 * 20 * 3 * 48
+    assert raster_bytes(2, 10, 20, 3) == 2 * 10 * 20 * 3 * 48
     big = RenderSettings(image_size=1024, faces_per_pixel=100, memory_budget_mb=256)  # needs ~4.7 GiB
     with pytest.raises(MemoryBudgetError, match="MiB"):
         guard_memory(big)
@@ -161,10 +161,10 @@ def test_memory_guard_refuses_or_lowers(sphere, device):
         shading.render(sphere, big, device=device)  # refused before anything is allocated
     lowered, notes = guard_memory(big.replace(on_overflow="lower"))
     assert lowered.faces_per_pixel == 5 and lowered.image_size == 1024 and "Lowered" in notes[0]
-    assert rendering.raster_bytes(1, 1024, 1024, lowered.faces_per_pixel) <= 256 * 2**20
+    assert raster_bytes(1, 1024, 1024, lowered.faces_per_pixel) <= 256 * 2**20
     tiny_budget, notes = guard_memory(big.replace(on_overflow="lower", memory_budget_mb=1))
     assert tiny_budget.faces_per_pixel == 1 and tiny_budget.image_size < 1024
-    assert rendering.raster_bytes(1, tiny_budget.image_size, tiny_budget.image_size, 1) <= 2**20
+    assert raster_bytes(1, tiny_budget.image_size, tiny_budget.image_size, 1) <= 2**20
     ok, notes = guard_memory(HARD)
     assert ok == HARD and notes == []
 

@@ -1,8 +1,7 @@
-"""The body model: LBS against a slow reference, the kinematic tree, gradients, the loader, the procedural body."""
+"""The body model: LBS against a slow reference, the kinematic tree, gradients, and the one loader (npz, pkl)."""
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import sys
 import types
@@ -12,8 +11,9 @@ import pytest
 import torch
 
 from pipelines.smpl import body_model
-from pipelines.smpl import pipeline as smpl
-from pipelines.smpl.body_model import JOINT_NAMES, SMPL_PARENTS, BodyModelError, axis_angle_to_matrix, lbs
+from pipelines.smpl.layout import JOINT_NAMES, SMPL_PARENTS, BodyModelError
+from pipelines.smpl.lbs import axis_angle_to_matrix, lbs
+from pipelines.smpl.model_files import PROCEDURAL_PATH
 
 J = {n: i for i, n in enumerate(JOINT_NAMES)}
 
@@ -80,7 +80,7 @@ def tensors(a: dict[str, np.ndarray], device, dtype=torch.float64) -> dict:
 
 @pytest.fixture(scope="module")
 def procedural() -> body_model.BodyModel:
-    return body_model.load_body_model(body_model.PROCEDURAL_PATH)
+    return body_model.load_body_model(PROCEDURAL_PATH)
 
 
 def test_axis_angle_matches_pytorch3d_and_is_smooth_at_zero():
@@ -199,25 +199,6 @@ def test_official_layout_npz_and_procedural_body_load_through_one_loader(tmp_pat
     assert torch.allclose(v[0], official.v_template, atol=1e-6)
 
 
-def test_the_procedural_body_is_a_closed_plausible_body(procedural):
-    assert body_model.PROCEDURAL_PATH.stat().st_size < 2_000_000
-    assert 2_000 <= procedural.num_verts <= 10_000 and procedural.num_betas == 10
-    faces = procedural.faces.numpy()
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    _, counts = np.unique(edges, axis=0, return_counts=True)
-    assert (counts == 2).all(), "every edge has exactly two faces: a closed surface"
-    v = procedural.v_template.numpy()
-    height = v[:, 1].max() - v[:, 1].min()
-    assert 1.6 < height < 1.9 and v[:, 0].max() > 0.7  # T-pose: arms out along +-X
-    assert np.allclose(procedural.weights.sum(1).numpy(), 1.0, atol=1e-5)
-    _, joints = procedural.forward()
-    assert np.abs(joints[0].numpy() - body_model.procedural_joints()).max() < 2e-3
-    assert joints[0, J["left_hip"], 0] > 0 and joints[0, J["head"], 1] > joints[0, J["neck"], 1]
-    # The first shape direction is stature: +1 makes the body taller.
-    taller, _ = procedural.forward(torch.eye(10)[:1], torch.zeros(1, 24, 3))
-    assert taller[0, :, 1].max() - taller[0, :, 1].min() > height + 0.03
-
-
 def test_restricted_pickle_reads_chumpy_and_sparse_from_the_models_dir(tmp_path):
     import scipy.sparse
 
@@ -303,29 +284,3 @@ def test_npz_needing_pickle_or_not_a_zip_is_refused(tmp_path):
     junk.write_bytes(b"not a zip")
     with pytest.raises(BodyModelError, match="not a readable .npz"):
         body_model.load_body_model(junk)
-
-
-def test_pose_presets_and_parsing():
-    for name in smpl.POSE_PRESETS:
-        pose = smpl.preset_pose(name, seed=1)
-        assert pose.shape == (24, 3) and np.isfinite(pose).all()
-    assert not np.allclose(smpl.preset_pose("random", 1), smpl.preset_pose("random", 2))
-    with pytest.raises(ValueError, match="72 values"):
-        smpl.parse_pose([0.0] * 69)
-    with pytest.raises(ValueError, match="NaN"):
-        smpl.parse_pose([float("nan")] * 72)
-    with pytest.raises(ValueError, match="10 shape coefficients"):
-        smpl.parse_betas([0.0] * 11, 10)
-    with pytest.raises(ValueError, match="Unknown pose preset"):
-        smpl.preset_pose("moonwalk")
-
-
-def test_smpl_run_exports_what_it_promises(tmp_path):
-    cfg = dataclasses.replace(smpl.Config.tiny(), out_dir=tmp_path, device="cpu", exports=("glb", "obj"), betas=(1.0,))
-    done = list(smpl.run(cfg))[-1]
-    assert {"glb", "obj", "heat_glb", "render"} <= set(done.files)
-    obj = done.files["obj"].read_text().splitlines()
-    assert sum(line.startswith("v ") for line in obj) == done.metrics["vertices"]
-    assert 1.5 < done.metrics["height_m"] < 2.1
-    with pytest.raises(ValueError, match="Unknown joint"):
-        list(smpl.run(dataclasses.replace(cfg, heat_joint="tail")))

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from pipelines.core.events import Done, Preview, Progress
-from pipelines.smpl import body_model, smplify
-from pipelines.smpl.body_model import JOINT_NAMES
+from pipelines.smpl import body_model, keypoints, priors, smplify, smplify_fit, smplify_metrics, smplify_synthetic
+from pipelines.smpl.layout import JOINT_NAMES
 
 J = {n: i for i, n in enumerate(JOINT_NAMES)}
 
@@ -84,7 +84,7 @@ def test_upload_round_trip_with_smpl24_json(tmp_path):
 
 
 def test_body25_maps_to_smpl_joints(tmp_path):
-    kp = smplify.load_upload(write_json(tmp_path, {"people": [{"pose_keypoints_2d": body25()}]}), "")
+    kp = keypoints.load_upload(write_json(tmp_path, {"people": [{"pose_keypoints_2d": body25()}]}), "")
     assert kp.layout == "OpenPose BODY_25"
     assert kp.conf[J["left_shoulder"]] > 0 and tuple(kp.xy[J["left_shoulder"]]) == (230, 155)
     assert kp.conf[J["pelvis"]] > 0 and kp.conf[J["head"]] == 0  # the nose is not a joint
@@ -94,7 +94,7 @@ def test_body25_maps_to_smpl_joints(tmp_path):
 def test_the_person_with_most_confidence_is_fitted():
     weak = body25(conf=0.2)
     strong = body25(conf=0.9)
-    kp, layout, person = smplify.parse_keypoints_json(
+    kp, layout, person = keypoints.parse_keypoints_json(
         json.dumps({"people": [{"pose_keypoints_2d": weak}, {"pose_keypoints_2d": strong}]})
     )
     assert person == 1 and layout == "OpenPose BODY_25" and kp[1, 2] == pytest.approx(0.9)
@@ -115,7 +115,7 @@ def test_the_person_with_most_confidence_is_fitted():
 )
 def test_bad_keypoint_json_gets_a_clear_message(tmp_path, doc, message):
     with pytest.raises(ValueError, match=message):
-        smplify.load_upload(write_json(tmp_path, doc), "")
+        keypoints.load_upload(write_json(tmp_path, doc), "")
 
 
 def test_keypoints_need_a_torso_and_must_fit_the_image(tmp_path):
@@ -123,13 +123,13 @@ def test_keypoints_need_a_torso_and_must_fit_the_image(tmp_path):
     for k in (8, 9, 12):
         no_hips[3 * k + 2] = 0.0
     with pytest.raises(ValueError, match="shoulder and the hip"):
-        smplify.load_upload(write_json(tmp_path, {"people": [{"pose_keypoints_2d": no_hips}]}), "")
+        keypoints.load_upload(write_json(tmp_path, {"people": [{"pose_keypoints_2d": no_hips}]}), "")
     from PIL import Image
 
     img = tmp_path / "small.png"
     Image.new("RGB", (40, 40)).save(img)
     with pytest.raises(ValueError, match="far outside the image"):
-        smplify.load_upload(write_json(tmp_path, {"people": [{"pose_keypoints_2d": body25()}]}), str(img))
+        keypoints.load_upload(write_json(tmp_path, {"people": [{"pose_keypoints_2d": body25()}]}), str(img))
     with pytest.raises(ValueError, match="Upload a keypoint JSON"):
         list(smplify.run(dataclasses.replace(smplify.Config.tiny(), source="upload", out_dir=tmp_path, device="cpu")))
 
@@ -137,12 +137,12 @@ def test_keypoints_need_a_torso_and_must_fit_the_image(tmp_path):
 def test_camera_depth_from_similar_triangles():
     model = body_model.load()
     cfg = dataclasses.replace(smplify.Config.tiny(), noise_px=0.0, missing_joints=0, seed=3)
-    syn = smplify.make_synthetic(model, cfg, 10)
-    jm = smplify.JointModel.of(model, 10)
+    syn = smplify_synthetic.make_synthetic(model, cfg, 10)
+    jm = smplify_fit.JointModel.of(model, 10)
     betas = torch.tensor(syn.betas, dtype=torch.float32)[None]
     pose = torch.tensor(syn.pose, dtype=torch.float32)[None]
     center = torch.tensor([cfg.image_size / 2] * 2)
-    t = smplify.init_translation(
+    t = smplify_fit.init_translation(
         jm, betas, pose, torch.tensor(syn.keypoints.xy, dtype=torch.float32), torch.ones(24), cfg.focal_length, center
     )
     # With the true body, the depth is right up to the torso's foreshortening (the body leans a few degrees).
@@ -151,9 +151,9 @@ def test_camera_depth_from_similar_triangles():
 
 def test_robust_term_prior_and_procrustes():
     r = torch.tensor([0.5, 1000.0])
-    rho = smplify.geman_mcclure(r, 100.0)
+    rho = smplify_fit.geman_mcclure(r, 100.0)
     assert rho[0] == pytest.approx(0.25, rel=1e-4) and rho[1] == pytest.approx(1e4, rel=0.02)
-    prior = smplify.fallback_prior()
+    prior = priors.fallback_prior()
     mean = prior.mean_pose[None]
     assert prior(mean).item() == pytest.approx(0.0, abs=1e-6)
     assert (prior(mean + 0.1) > 0).all()
@@ -161,14 +161,14 @@ def test_robust_term_prior_and_procrustes():
     bent[0, J["left_knee"], 0] = -1.0  # a knee bent backwards costs more than one bent forwards
     fwd = torch.zeros(1, 24, 3)
     fwd[0, J["left_knee"], 0] = 1.0
-    assert smplify.bend_penalty(bent) > smplify.bend_penalty(torch.zeros(1, 24, 3)) > smplify.bend_penalty(fwd)
+    assert priors.bend_penalty(bent) > priors.bend_penalty(torch.zeros(1, 24, 3)) > priors.bend_penalty(fwd)
     gen = np.random.default_rng(0)
     pts = gen.normal(size=(24, 3))
     from scipy.spatial.transform import Rotation
 
     moved = 1.7 * pts @ Rotation.random(random_state=1).as_matrix().T + np.array([1.0, 2.0, 3.0])
-    assert np.abs(smplify.procrustes_align(pts, moved) - moved).max() < 1e-9
-    assert smplify.joint_errors_mm(pts, pts + 0.01)["mpjpe_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert np.abs(smplify_metrics.procrustes_align(pts, moved) - moved).max() < 1e-9
+    assert smplify_metrics.joint_errors_mm(pts, pts + 0.01)["mpjpe_mm"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_gmm_prior_from_npz_and_pkl_rules(tmp_path):
@@ -176,16 +176,16 @@ def test_gmm_prior_from_npz_and_pkl_rules(tmp_path):
     means = rng.normal(scale=0.2, size=(3, 69))
     covars = np.stack([np.eye(69) * s for s in (0.05, 0.1, 0.2)])
     np.savez(tmp_path / "gmm_08.npz", means=means, covars=covars, weights=np.array([0.5, 0.3, 0.2]))
-    prior = smplify.load_prior("", tmp_path)
+    prior = priors.load_prior("", tmp_path)
     assert prior.name.startswith("GMM (3 components)")
     energy = prior(torch.tensor(means, dtype=torch.float32))
     assert energy.shape == (3,) and torch.isfinite(energy).all()
-    assert smplify.load_prior("", None).name.startswith("fallback")
+    assert priors.load_prior("", None).name.startswith("fallback")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "gmm.pkl").write_bytes(pickle.dumps({"means": means, "covars": covars, "weights": np.ones(3)}))
     with pytest.raises(ValueError, match="only from --models-dir"):
-        smplify.load_prior(str(outside / "gmm.pkl"), tmp_path)
+        priors.load_prior(str(outside / "gmm.pkl"), tmp_path)
     np.savez(tmp_path / "bad.npz", means=means[:, :60], covars=covars, weights=np.ones(3))
     with pytest.raises(ValueError, match="expected means"):
-        smplify.load_prior(str(tmp_path / "bad.npz"), None)
+        priors.load_prior(str(tmp_path / "bad.npz"), None)
