@@ -10,8 +10,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from pytorch3d.renderer import BlendParams
 
 from pipelines.core.events import to_uint8
+from pipelines.render.factories import (
+    make_cameras,
+    make_lights,
+    make_materials,
+    make_raster_settings,
+    make_renderer,
+    make_shader,
+)
+from pipelines.render.mesh_convert import mesh_from_arrays
 from pipelines.smpl.body_model import BodyModel
 from pipelines.smpl.layout import JOINT_NAMES
 from pipelines.smpl.poses import joint_index
@@ -79,26 +89,25 @@ def render_views(
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Front and side renders (Phong, one point light) side by side: uint8 (size, size * len(azims), 3)."""
-    from pipelines.render import rendering
 
     center = (verts.min(0) + verts.max(0)) / 2
     extent = float((verts.max(0) - verts.min(0)).max())
-    mesh = rendering.mesh_from_arrays(verts - center, faces, colors=colors, normalize=False, device=device)
-    raster, _ = rendering.make_raster_settings(size, device=device)
+    mesh = mesh_from_arrays(verts - center, faces, colors=colors, normalize=False, device=device)
+    raster, _ = make_raster_settings(size, device=device)
     images = []
     for azim in azims:
-        cams = rendering.make_cameras("perspective", 1.75 * extent, 8.0, azim, fov=35.0, device=device)
+        cams = make_cameras("perspective", 1.75 * extent, 8.0, azim, fov=35.0, device=device)
         eye = cams.get_camera_center()[0].cpu().numpy()
-        lights = rendering.make_lights("point", eye + np.array([0.5, 1.5, 0.0]) * extent, device=device)
-        shader = rendering.make_shader(
+        lights = make_lights("point", eye + np.array([0.5, 1.5, 0.0]) * extent, device=device)
+        shader = make_shader(
             "hard-phong",
             cameras=cams,
             lights=lights,
-            materials=rendering.make_materials(specular=(0.15, 0.15, 0.15), shininess=20.0, device=device),
-            blend_params=rendering.BlendParams(background_color=(0.96, 0.96, 0.97)),
+            materials=make_materials(specular=(0.15, 0.15, 0.15), shininess=20.0, device=device),
+            blend_params=BlendParams(background_color=(0.96, 0.96, 0.97)),
             device=device,
         )
-        image = rendering.make_renderer(cams, raster, shader)(mesh)[0, ..., :3]
+        image = make_renderer(cams, raster, shader)(mesh)[0, ..., :3]
         images.append(to_uint8(image))
     return np.concatenate(images, 1)
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pytorch3d.renderer import BlendParams
 
+from pipelines.render.factories import make_lights, make_materials, make_raster_settings, make_renderer, make_shader
+from pipelines.render.mesh_convert import mesh_from_arrays
 from pipelines.smpl.keypoints import Keypoints
 
 
@@ -18,8 +21,6 @@ def render_overlay(
     """The mesh (camera frame, OpenCV) rendered over `background` (uint8 (h, w, 3), `scale` x the keypoint frame)."""
     from pytorch3d.utils import cameras_from_opencv_projection
 
-    from pipelines.render import rendering
-
     h, w = background.shape[:2]
     k = torch.tensor(
         [[focal * scale, 0, center[0] * scale], [0, focal * scale, center[1] * scale], [0, 0, 1]], dtype=torch.float32
@@ -27,18 +28,18 @@ def render_overlay(
     cams = cameras_from_opencv_projection(
         torch.eye(3)[None], torch.zeros(1, 3), k[None], torch.tensor([[h, w]], dtype=torch.float32)
     ).to(device)
-    mesh = rendering.mesh_from_arrays(
+    mesh = mesh_from_arrays(
         verts_cam, faces, colors=np.tile(color, (len(verts_cam), 1)), normalize=False, device=device
     )
-    raster, _ = rendering.make_raster_settings((h, w), device=device)
-    lights = rendering.make_lights(
+    raster, _ = make_raster_settings((h, w), device=device)
+    lights = make_lights(
         "directional", (0.3, -0.6, -1.0), ambient=(0.45,) * 3, diffuse=(0.55,) * 3, specular=(0.1,) * 3, device=device
     )
-    shader = rendering.make_shader(
-        "hard-phong", cameras=cams, lights=lights, materials=rendering.make_materials(shininess=20.0, device=device),
-        blend_params=rendering.BlendParams(background_color=(0.0, 0.0, 0.0)), device=device,
+    shader = make_shader(
+        "hard-phong", cameras=cams, lights=lights, materials=make_materials(shininess=20.0, device=device),
+        blend_params=BlendParams(background_color=(0.0, 0.0, 0.0)), device=device,
     )  # fmt: skip
-    rgba = rendering.make_renderer(cams, raster, shader)(mesh)[0].detach().cpu().numpy()  # (h, w, 4)
+    rgba = make_renderer(cams, raster, shader)(mesh)[0].detach().cpu().numpy()  # (h, w, 4)
     mask = (rgba[..., 3:] > 0) * alpha
     out = background.astype(np.float32) / 255.0 * (1 - mask) + np.clip(rgba[..., :3], 0, 1) * mask
     return (out * 255 + 0.5).astype(np.uint8)
