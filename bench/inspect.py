@@ -22,28 +22,32 @@ def measure(path: Path) -> dict:
     """One case, in this process: each stage timed, then the whole pipeline end to end (as the app runs it)."""
     import dataclasses
 
-    from pipelines.files import mesh_io
+    from pipelines.files.cross_check import cross_check
+    from pipelines.files.export import export_glb
+    from pipelines.files.loader import load_asset
+    from pipelines.files.stats import geometry_stats
+    from pipelines.files.types import Limits
     from pipelines.inspect import pipeline
 
-    limits = mesh_io.Limits()
+    limits = Limits()
     # Warm up: the first load imports the readers (PyTorch3D io, trimesh, open3d); that is start-up, not load time.
     warm = Path(__file__).resolve().parent.parent / "assets" / "torus_binary.ply"
-    warm_asset = mesh_io.load_asset(warm, limits)
-    mesh_io.geometry_stats(warm_asset)
-    mesh_io.cross_check(warm_asset)
+    warm_asset = load_asset(warm, limits)
+    geometry_stats(warm_asset)
+    cross_check(warm_asset)
     base = _rss_mb()
     t0 = time.perf_counter()
-    asset = mesh_io.load_asset(path, limits)
+    asset = load_asset(path, limits)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mesh_io.geometry_stats(asset)
+    geometry_stats(asset)
     t_stats = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mesh_io.cross_check(asset)
+    cross_check(asset)
     t_check = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        mesh_io.export_glb(asset, Path(tmp) / "m.glb")
+        export_glb(asset, Path(tmp) / "m.glb")
         t_glb = time.perf_counter() - t0
         del asset
         cfg = dataclasses.replace(pipeline.Config.quick(), files=(str(path),), out_dir=Path(tmp) / "run")

@@ -1,128 +1,19 @@
-"""Conversions of a loaded asset: trimesh / PyTorch3D objects, GLB, PLY, OBJ zip, surface samples, Plotly figures."""
+"""Exporters of a loaded asset: GLB for the viewer, PLY (binary or ASCII, also for sampled points) and an OBJ zip."""
 
 from __future__ import annotations
 
 import io
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.files.convert import rgba_u8, to_trimesh
+from pipelines.files.types import LoadedAsset
+
 if TYPE_CHECKING:
-    import plotly.graph_objects
     import trimesh
-
-    from pipelines.files.mesh_io import LoadedAsset
-
-
-def _rgba_u8(colors: np.ndarray) -> np.ndarray:
-    """(N, 3|4) float colours in [0, 1] -> (N, 4) uint8."""
-    c = np.clip(np.asarray(colors, dtype=np.float64), 0.0, 1.0)
-    if c.shape[1] == 3:
-        c = np.concatenate([c, np.ones((c.shape[0], 1))], axis=1)
-    return (c * 255.0).round().astype(np.uint8)
-
-
-def per_vertex_uvs(asset: LoadedAsset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """Vertices split so each has one uv: (verts (V', 3), faces (F, 3), uvs (V', 2) or None, source (V',)).
-
-    `source` maps each new vertex to the stored one, for copying normals and colours. Without corner uvs
-    nothing is split (source is the identity).
-    """
-    if asset.face_uvs is None or asset.uvs is None:
-        return asset.verts, asset.faces, asset.uvs, np.arange(asset.num_vertices)
-    t_count = asset.uvs.shape[0] + 1
-    keys = asset.faces.ravel() * t_count + (asset.face_uvs.ravel() + 1)  # (3F,) one key per (vertex, uv) corner
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    source = uniq // t_count
-    uv_idx = uniq % t_count - 1
-    uvs = np.where(uv_idx[:, None] >= 0, asset.uvs[np.maximum(uv_idx, 0)], 0.0).astype(np.float32)
-    return asset.verts[source], inverse.reshape(-1, 3).astype(np.int64), uvs, source
-
-
-def _material_face_colors(asset: LoadedAsset) -> np.ndarray | None:
-    """(F, 4) float face colours from material diffuse colours (Kd, d), or None when there is nothing to show."""
-    if asset.face_materials is None or not asset.materials:
-        return None
-    table = np.array(
-        [[*(m.get("Kd") or [0.8, 0.8, 0.8])[:3], float(m.get("d", 1.0))] for m in asset.materials]
-        + [[0.8, 0.8, 0.8, 1]],
-        dtype=np.float64,
-    )  # last row: faces without a material
-    if len({tuple(r) for r in table[:-1]}) <= 1:
-        return None
-    return table[np.where(asset.face_materials >= 0, asset.face_materials, len(asset.materials))]
-
-
-def to_trimesh(asset: LoadedAsset) -> trimesh.Trimesh | trimesh.PointCloud:
-    """A trimesh object with the asset's look: texture (PBR base colour), else vertex colours, else face or
-    material colours (vertices unshared so each face keeps its colour). Points give a PointCloud."""
-    import trimesh
-
-    if asset.is_point_cloud:
-        return trimesh.PointCloud(asset.verts, colors=None if asset.colors is None else _rgba_u8(asset.colors))
-    if asset.texture is not None and asset.uvs is not None:
-        verts, faces, uvs, source = per_vertex_uvs(asset)
-        normals = None if asset.normals is None else asset.normals[source]
-        mesh = trimesh.Trimesh(verts, faces, vertex_normals=normals, process=False)
-        kd = next((m.get("Kd") for m in asset.materials if m.get("map_Kd")), None)
-        material = trimesh.visual.material.PBRMaterial(
-            name="texture",
-            baseColorTexture=asset.texture,
-            baseColorFactor=[*(kd or [1.0, 1.0, 1.0])[:3], 1.0],
-            metallicFactor=0.0,
-            roughnessFactor=0.9,
-        )
-        mesh.visual = trimesh.visual.TextureVisuals(uv=uvs, material=material)
-        return mesh
-    face_colors = asset.face_colors if asset.face_colors is not None else _material_face_colors(asset)
-    if asset.colors is None and face_colors is not None:
-        corners = asset.faces.ravel()
-        mesh = trimesh.Trimesh(
-            asset.verts[corners],
-            np.arange(corners.size, dtype=np.int64).reshape(-1, 3),
-            vertex_normals=None if asset.normals is None else asset.normals[corners],
-            process=False,
-        )
-        mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.repeat(_rgba_u8(face_colors), 3, axis=0))
-        return mesh
-    mesh = trimesh.Trimesh(asset.verts, asset.faces, vertex_normals=asset.normals, process=False)
-    if asset.colors is not None:
-        mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=_rgba_u8(asset.colors))
-    return mesh
-
-
-def to_pytorch3d(asset: LoadedAsset, device: str = "cpu") -> Any:
-    """PyTorch3D Meshes (TexturesUV with the texture, else TexturesVertex with colours) or Pointclouds (colours as
-    features), on `device`."""
-    import torch
-    from pytorch3d.renderer import TexturesUV, TexturesVertex
-    from pytorch3d.structures import Meshes, Pointclouds
-
-    verts = torch.from_numpy(np.ascontiguousarray(asset.verts, dtype=np.float32)).to(device)  # (V, 3)
-    if asset.is_point_cloud:
-        normals = None if asset.normals is None else [torch.from_numpy(asset.normals).to(device)]
-        feats = None if asset.colors is None else [torch.from_numpy(asset.colors[:, :3].copy()).to(device)]
-        return Pointclouds(points=[verts], normals=normals, features=feats)
-    faces = torch.from_numpy(asset.faces).to(device)  # (F, 3)
-    textures = None
-    if asset.texture is not None and asset.uvs is not None:
-        image = np.asarray(asset.texture.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
-        faces_uvs = asset.faces if asset.face_uvs is None else np.maximum(asset.face_uvs, 0)
-        textures = TexturesUV(
-            maps=torch.from_numpy(image)[None].to(device),
-            faces_uvs=torch.from_numpy(faces_uvs)[None].to(device),
-            verts_uvs=torch.from_numpy(asset.uvs)[None].to(device),
-        )
-    elif asset.colors is not None:
-        textures = TexturesVertex(verts_features=torch.from_numpy(asset.colors[:, :3].copy())[None].to(device))
-    return Meshes(verts=[verts], faces=[faces], textures=textures)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------------------------------
 
 
 def _point_markers(asset: LoadedAsset, max_points: int, radius: float | None, seed: int = 0) -> trimesh.Trimesh:
@@ -143,7 +34,7 @@ def _point_markers(asset: LoadedAsset, max_points: int, radius: float | None, se
     faces = (octa_f[None] + 6 * np.arange(len(pts))[:, None, None]).reshape(-1, 3)  # (8N, 3)
     mesh = trimesh.Trimesh(verts, faces, process=False)
     if asset.colors is not None:
-        mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.repeat(_rgba_u8(asset.colors[idx]), 6, axis=0))
+        mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.repeat(rgba_u8(asset.colors[idx]), 6, axis=0))
     return mesh
 
 
@@ -187,7 +78,7 @@ def _ply_bytes(
     if normals is not None:
         vfields += [(c, "float", normals[:, i]) for i, c in enumerate(("nx", "ny", "nz"))]
     if colors is not None:
-        rgba = _rgba_u8(colors)
+        rgba = rgba_u8(colors)
         vfields += [(c, "uchar", rgba[:, i]) for i, c in enumerate(("red", "green", "blue", "alpha"))]
     if uvs is not None:
         vfields += [("texture_u", "float", uvs[:, 0]), ("texture_v", "float", uvs[:, 1])]
@@ -200,7 +91,7 @@ def _ply_bytes(
         if face_uvs is not None:
             ffields.append(("texcoord", "list uchar float", face_uvs))
         if face_colors is not None:
-            fc = _rgba_u8(face_colors)
+            fc = rgba_u8(face_colors)
             ffields += [(c, "uchar", fc[:, i]) for i, c in enumerate(("red", "green", "blue"))]
         head += [f"element face {len(faces)}"] + [f"property {t} {name}" for name, t, _ in ffields]
     head.append("end_header")
@@ -346,160 +237,3 @@ def export_obj_zip(asset: LoadedAsset, out: Path) -> Path:
             asset.texture.save(png, format="PNG")
             zf.writestr(f"{stem}.png", png.getvalue())
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Sampling and views
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def sample_points(asset: LoadedAsset, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3) points uniformly on the surface and their (n, 3) face normals (pytorch3d.ops.sample_points_from_meshes,
-    seeded without touching the global RNG). A point cloud is resampled from its points (its normals, else zeros)."""
-    import torch
-
-    from pipelines.files.mesh_io import MeshFileError
-
-    n = int(n)
-    if n <= 0:
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
-    if asset.is_point_cloud:
-        idx = np.random.default_rng(seed).choice(asset.num_vertices, n, replace=asset.num_vertices < n)
-        normals = asset.normals[idx] if asset.normals is not None else np.zeros((n, 3), np.float32)
-        return asset.verts[idx].copy(), normals.astype(np.float32)
-    from pytorch3d.ops import sample_points_from_meshes
-    from pytorch3d.structures import Meshes
-
-    mesh = Meshes(verts=[torch.from_numpy(asset.verts)], faces=[torch.from_numpy(asset.faces)])
-    if float(mesh.faces_areas_packed().sum()) <= 0.0:
-        raise MeshFileError("The mesh has no surface area, so no points can be sampled on it.")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        points, normals = sample_points_from_meshes(mesh, num_samples=n, return_normals=True)  # (1, n, 3) each
-    return points[0].numpy().astype(np.float32), normals[0].numpy().astype(np.float32)
-
-
-def _texture_colors(asset: LoadedAsset) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Colours read from the texture: (V, 3) per vertex for per-vertex uvs, else (F, 3) per face (mean corner uv)."""
-    if asset.texture is None or asset.uvs is None:
-        return None, None
-    img = np.asarray(asset.texture.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
-    h, w = img.shape[:2]
-
-    def lookup(uv: np.ndarray) -> np.ndarray:
-        u = np.mod(uv[:, 0], 1.0)
-        v = np.mod(uv[:, 1], 1.0)
-        return img[
-            np.clip(((1.0 - v) * (h - 1)).round().astype(int), 0, h - 1),
-            np.clip((u * (w - 1)).round().astype(int), 0, w - 1),
-        ]
-
-    if asset.face_uvs is None:
-        return lookup(asset.uvs), None
-    corner = np.maximum(asset.face_uvs, 0)
-    return None, lookup(asset.uvs[corner].mean(axis=1))
-
-
-def _rgb_strings(colors: np.ndarray) -> list[str]:
-    rgb = (np.clip(colors[:, :3], 0, 1) * 255).round().astype(int)
-    return [f"rgb({r},{g},{b})" for r, g, b in rgb.tolist()]
-
-
-def plotly_figure(
-    asset: LoadedAsset,
-    max_faces: int = 60_000,
-    point_size: float = 2.0,
-    wireframe: bool = False,
-    show_axes: bool = True,
-    max_points: int = 200_000,
-) -> plotly.graph_objects.Figure:
-    """A Plotly view: Mesh3d (texture sampled to vertex/face colours, else vertex, face or material colours) or a
-    coloured Scatter3d for points; bigger inputs are shown as a random subset (noted in the title); equal aspect."""
-    import plotly.graph_objects as go
-
-    rng = np.random.default_rng(0)
-    title = asset.path.name
-    traces = []
-    if asset.is_point_cloud:
-        idx = np.arange(asset.num_vertices)
-        if len(idx) > max_points:
-            idx = np.sort(rng.choice(len(idx), max_points, replace=False))
-            title += f": showing {max_points:,} of {asset.num_vertices:,} points (random subset)"
-        pts = asset.verts[idx]
-        color = _rgb_strings(asset.colors[idx]) if asset.colors is not None else "#4c78a8"
-        traces.append(
-            go.Scatter3d(
-                x=pts[:, 0],
-                y=pts[:, 1],
-                z=pts[:, 2],
-                mode="markers",
-                marker={"size": float(point_size), "color": color, "line": {"width": 0}},
-                hoverinfo="skip",
-                name="points",
-            )  # fmt: skip
-        )
-    else:
-        faces = asset.faces
-        keep = np.arange(len(faces))
-        if len(faces) > max_faces:
-            keep = np.sort(rng.choice(len(faces), max_faces, replace=False))
-            title += f": showing {max_faces:,} of {len(faces):,} triangles (random subset)"
-        sub = faces[keep]
-        used, inv = np.unique(sub, return_inverse=True)
-        sub = inv.reshape(-1, 3)
-        v = asset.verts[used]
-        tex_v, tex_f = _texture_colors(asset)
-        face_colors = asset.face_colors if asset.face_colors is not None else _material_face_colors(asset)
-        style: dict = {}
-        if tex_v is not None:
-            style["vertexcolor"] = _rgb_strings(tex_v[used])
-        elif tex_f is not None:
-            style["facecolor"] = _rgb_strings(tex_f[keep])
-        elif asset.colors is not None:
-            style["vertexcolor"] = _rgb_strings(asset.colors[used])
-        elif face_colors is not None:
-            style["facecolor"] = _rgb_strings(face_colors[keep])
-        else:
-            style["color"] = "#9fb3c8"
-        traces.append(
-            go.Mesh3d(
-                x=v[:, 0],
-                y=v[:, 1],
-                z=v[:, 2],
-                i=sub[:, 0],
-                j=sub[:, 1],
-                k=sub[:, 2],
-                flatshading=True,
-                hoverinfo="skip",
-                name="mesh",
-                lighting={"ambient": 0.55, "diffuse": 0.8, "specular": 0.15, "roughness": 0.6},
-                **style,
-            )  # fmt: skip
-        )
-        if wireframe:
-            edges = np.unique(np.sort(sub[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
-            if len(edges) > 150_000:
-                edges = edges[np.sort(rng.choice(len(edges), 150_000, replace=False))]
-            seg = np.full((len(edges) * 3, 3), np.nan)
-            seg[0::3], seg[1::3] = v[edges[:, 0]], v[edges[:, 1]]
-            traces.append(
-                go.Scatter3d(
-                    x=seg[:, 0],
-                    y=seg[:, 1],
-                    z=seg[:, 2],
-                    mode="lines",
-                    line={"color": "#222222", "width": 1},
-                    hoverinfo="skip",
-                    name="edges",
-                )  # fmt: skip
-            )
-    axis = {"visible": bool(show_axes), "showbackground": False}
-    fig = go.Figure(data=traces)
-    fig.update_layout(
-        title={"text": title, "font": {"size": 13}},
-        scene={"aspectmode": "data", "xaxis": dict(axis), "yaxis": dict(axis), "zaxis": dict(axis)},
-        margin={"l": 0, "r": 0, "t": 36, "b": 0},
-        showlegend=False,
-        height=520,
-    )
-    return fig

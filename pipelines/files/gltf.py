@@ -9,17 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.files.mesh_io import (
-    MB,
-    Limits,
-    LoadedAsset,
-    MeshFileError,
-    cap_text,
-    image_size,
-    resolve_reference,
-    short_reason,
-    trimesh_resolver,
-)
+from pipelines.files.types import MB, Limits, LoadedAsset, MeshFileError, cap_text, short_reason
+from pipelines.files.upload import image_size, resolve_reference, trimesh_resolver
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -96,7 +87,6 @@ def _gltf_check(doc: dict, path: Path, binary: bytes | None, root: Path, limits:
     Images that are missing, outside the upload or too large are replaced in `doc` by a 1x1 placeholder and
     unlinked from materials, so nothing refers to them afterwards.
     """
-    warnings: list[str] = []
     name = path.name
     version = str(doc.get("asset", {}).get("version", "2.0"))
     if not version.startswith("2"):
@@ -104,6 +94,16 @@ def _gltf_check(doc: dict, path: Path, binary: bytes | None, root: Path, limits:
     required = [e for e in doc.get("extensionsRequired", []) if e in _UNSUPPORTED_EXT]
     if required:
         raise MeshFileError(f"{name} uses compressed geometry ({required[0]}), which this app cannot decode.")
+    buffers, sizes = _check_buffers(doc, path, binary, root)
+    _check_accessors(doc, name, sizes, limits)
+    _check_counts(doc, name, limits)
+    warnings = _check_images(doc, path, buffers, root, limits)
+    return buffers, warnings
+
+
+def _check_buffers(doc: dict, path: Path, binary: bytes | None, root: Path) -> tuple[list, list[int]]:
+    """Each buffer's bytes (GLB chunk, data URI) or file (inside the upload), and its size in bytes."""
+    name = path.name
     buffers: list[bytes | Path | None] = []
     sizes: list[int] = []
     for i, buf in enumerate(doc.get("buffers", [])):
@@ -123,6 +123,11 @@ def _gltf_check(doc: dict, path: Path, binary: bytes | None, root: Path, limits:
                 raise MeshFileError(f"{name} needs a buffer file that cannot be used: {note}.")
             buffers.append(found)
             sizes.append(found.stat().st_size)
+    return buffers, sizes
+
+
+def _check_accessors(doc: dict, name: str, sizes: list[int], limits: Limits) -> None:
+    """Buffer views inside their buffers, accessors inside their views and within the limits."""
     views = doc.get("bufferViews", [])
     for k, view in enumerate(views):
         b = int(view["buffer"])
@@ -143,6 +148,10 @@ def _gltf_check(doc: dict, path: Path, binary: bytes | None, root: Path, limits:
             need = int(acc.get("byteOffset", 0)) + (count - 1) * stride + width if count else 0
             if need > int(view["byteLength"]):
                 raise MeshFileError(f"{name} is damaged: accessor {k} reads past the end of its buffer view.")
+
+
+def _check_counts(doc: dict, name: str, limits: Limits) -> None:
+    """Vertices and triangles the meshes store, against the limits."""
     accessors = doc.get("accessors", [])
     n_verts = n_tris = 0
     for mesh in doc.get("meshes", []):
@@ -159,6 +168,11 @@ def _gltf_check(doc: dict, path: Path, binary: bytes | None, root: Path, limits:
     if n_tris > limits.max_faces:
         raise MeshFileError(f"{name} stores {n_tris:,} triangles, above the limit of {limits.max_faces:,}.")
 
+
+def _check_images(doc: dict, path: Path, buffers: list, root: Path, limits: Limits) -> list[str]:
+    """Replace images that may not be read by a placeholder and unlink them from materials; returns warnings."""
+    warnings: list[str] = []
+    views = doc.get("bufferViews", [])
     dropped: set[int] = set()
     for i, img in enumerate(doc.get("images", [])):
         label = img.get("name") or img.get("uri", "")[:60] or f"image {i}"
@@ -195,7 +209,7 @@ def _gltf_check(doc: dict, path: Path, binary: bytes | None, root: Path, limits:
         bad_textures = {t for t, tex in enumerate(doc.get("textures", [])) if tex.get("source") in dropped}
         for mat in doc.get("materials", []):
             _unlink_textures(mat, bad_textures)
-    return buffers, warnings
+    return warnings
 
 
 def _unlink_textures(node: Any, bad: set[int]) -> None:
@@ -235,7 +249,7 @@ def _pack_glb(doc: dict, binary: bytes | None) -> bytes:
 
 
 def read_gltf(path: Path, limits: Limits, root: Path) -> LoadedAsset:
-    """Read a GLB or glTF scene with its buffers and images validated first (see mesh_io.load_asset)."""
+    """Read a GLB or glTF scene with its buffers and images validated first (see loader.load_asset)."""
     import trimesh
 
     fmt = path.suffix.lower().lstrip(".")
@@ -262,34 +276,9 @@ def read_gltf(path: Path, limits: Limits, root: Path) -> LoadedAsset:
     parts = meshes or clouds
     if not parts:
         raise MeshFileError(f"{path.name} contains no triangle meshes or points.")
-    verts, faces, colors, uvs = [], [], [], []
-    texture = tex_name = None
-    base_colors = {tuple(_part_color(p, 1)[0]) for p in parts}
-    has_colors = any(getattr(p.visual, "kind", None) == "vertex" for p in parts) or len(base_colors) > 1
-    offset = 0
-    for k, part in enumerate(parts):
-        v = np.asarray(part.vertices, dtype=np.float32)
-        verts.append(v)
-        if isinstance(part, trimesh.Trimesh):
-            faces.append(np.asarray(part.faces, dtype=np.int64) + offset)
-        offset += len(v)
-        visual = getattr(part, "visual", None)
-        kind = getattr(visual, "kind", None)
-        if has_colors:
-            rgba = np.asarray(visual.vertex_colors if kind == "vertex" else _part_color(part, len(v)), dtype=np.float32)
-            colors.append(rgba[:, :4] / 255.0)
-        uv = getattr(visual, "uv", None) if kind == "texture" else None
-        img = _material_image(getattr(visual, "material", None)) if uv is not None else None
-        if texture is None and img is not None:
-            texture, tex_name = img, f"image of mesh part {k}"
-        uvs.append(
-            np.asarray(uv, dtype=np.float32)
-            if uv is not None and img is not None
-            else np.zeros((len(v), 2), np.float32)
-        )
+    verts_all, faces, colors, uvs, texture, tex_name = _merge_parts(parts)
     if texture is not None and sum(_material_image(getattr(p.visual, "material", None)) is not None for p in parts) > 1:
         warnings.append("Several mesh parts have textures; only the first is shown.")
-    verts_all = np.concatenate(verts)
     stored = sum(int(e["count"]) for e in _gltf_elements(doc))
     if stored and stored != len(verts_all):
         warnings.append(
@@ -317,6 +306,38 @@ def read_gltf(path: Path, limits: Limits, root: Path) -> LoadedAsset:
         texture_name=tex_name,
         loader=f"trimesh {trimesh.__version__} (glTF scene with node transforms applied)",
     )
+
+
+def _merge_parts(parts: list) -> tuple:
+    """(verts, faces, colours, uvs, texture, texture name) of the placed parts concatenated, faces offset to match."""
+    import trimesh
+
+    verts, faces, colors, uvs = [], [], [], []
+    texture = tex_name = None
+    base_colors = {tuple(_part_color(p, 1)[0]) for p in parts}
+    has_colors = any(getattr(p.visual, "kind", None) == "vertex" for p in parts) or len(base_colors) > 1
+    offset = 0
+    for k, part in enumerate(parts):
+        v = np.asarray(part.vertices, dtype=np.float32)
+        verts.append(v)
+        if isinstance(part, trimesh.Trimesh):
+            faces.append(np.asarray(part.faces, dtype=np.int64) + offset)
+        offset += len(v)
+        visual = getattr(part, "visual", None)
+        kind = getattr(visual, "kind", None)
+        if has_colors:
+            rgba = np.asarray(visual.vertex_colors if kind == "vertex" else _part_color(part, len(v)), dtype=np.float32)
+            colors.append(rgba[:, :4] / 255.0)
+        uv = getattr(visual, "uv", None) if kind == "texture" else None
+        img = _material_image(getattr(visual, "material", None)) if uv is not None else None
+        if texture is None and img is not None:
+            texture, tex_name = img, f"image of mesh part {k}"
+        uvs.append(
+            np.asarray(uv, dtype=np.float32)
+            if uv is not None and img is not None
+            else np.zeros((len(v), 2), np.float32)
+        )
+    return np.concatenate(verts), faces, colors, uvs, texture, tex_name
 
 
 def _part_color(part: Any, n: int) -> np.ndarray:

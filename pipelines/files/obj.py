@@ -1,4 +1,4 @@
-"""OBJ + MTL reader: a vectorised scan of the lines first (limits, index checks, references), then PyTorch3D."""
+"""OBJ reader: a vectorised scan of the lines first (limits, index checks, references), then PyTorch3D."""
 
 from __future__ import annotations
 
@@ -6,24 +6,12 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.files import mesh_io
-from pipelines.files.mesh_io import (
-    MB,
-    Limits,
-    LoadedAsset,
-    MeshFileError,
-    cap_text,
-    image_size,
-    open_texture,
-    resolve_reference,
-)
-
-if TYPE_CHECKING:
-    import PIL.Image
+from pipelines.files import types
+from pipelines.files.mtl import obj_materials
+from pipelines.files.types import Limits, LoadedAsset, MeshFileError, cap_text, first_lines
 
 _WS = (32, 9, 13, 10, 11, 12)
 
@@ -206,13 +194,8 @@ def _parse_obj_vectorised(data: bytes, scan: _ObjScan) -> tuple | None:
     return verts[:, :3].astype(np.float32), corner, uvs, vn, face_mat
 
 
-def _obj_lines(data: bytes, n: int = 40) -> str:
-    lines = data[:65536].decode("utf-8", errors="replace").splitlines()[:n]
-    return "\n".join(lines)
-
-
 def read_obj(path: Path, limits: Limits, root: Path) -> LoadedAsset:
-    """Read an OBJ and its MTL files and first texture (see mesh_io.load_asset for the rules)."""
+    """Read an OBJ and its MTL files and first texture (see loader.load_asset for the rules)."""
     data = path.read_bytes()
     if b"\x00" in data[:65536]:
         raise MeshFileError(f"{path.name} is not a text OBJ file (it contains binary data).")
@@ -228,8 +211,54 @@ def read_obj(path: Path, limits: Limits, root: Path) -> LoadedAsset:
     if c["v"] == 0:
         raise MeshFileError(f"{path.name} has no vertex ('v') lines; it is not an OBJ file or it is empty.")
     warnings: list[str] = []
+    verts, corner, uvs, vn, face_mat, loader = _obj_arrays(data, scan)
+    faces = corner["v"]
+    nf = faces.shape[0]
+    if verts.shape[0] != c["v"]:
+        warnings.append(f"{c['v']} 'v' lines were found but {verts.shape[0]} vertices were read.")
+
+    colors = None
+    if scan.vertex_columns in (6, 7):
+        colors = _obj_vertex_colors(data, verts.shape[0], scan.vertex_columns)
+
+    face_uvs = None
+    if uvs is not None and corner["vt"].shape == (nf, 3) and (corner["vt"] >= 0).any():
+        face_uvs = corner["vt"]
+    normals = None
+    if vn is not None and corner["vn"].shape == (nf, 3) and (corner["vn"] >= 0).all():
+        normals = _average_corner_normals(faces, corner["vn"], vn, verts.shape[0])
+
+    materials, texture, tex_name, mtl_header = obj_materials(path, scan.mtllibs, scan.usemtl, root, limits, warnings)
+    if face_mat.shape != (nf,):
+        face_mat = np.full(nf, -1, dtype=np.int64)
+    if not scan.usemtl and materials:
+        face_mat = np.zeros(nf, dtype=np.int64)  # a single material library applies to every face
+    header = f"# {path.name} (first lines)\n" + first_lines(data) + mtl_header
+    return LoadedAsset(
+        path=path,
+        format="obj",
+        encoding="ascii",
+        header=cap_text(header),
+        verts=verts,
+        faces=faces,
+        normals=normals,
+        colors=colors,
+        uvs=uvs if face_uvs is not None else None,
+        texture=texture,
+        elements=_obj_elements(scan, nf, colors is not None),
+        materials=materials,
+        warnings=warnings,
+        face_uvs=face_uvs,
+        face_materials=face_mat if materials else None,
+        texture_name=tex_name,
+        loader=loader,
+    )
+
+
+def _obj_arrays(data: bytes, scan: _ObjScan) -> tuple:
+    """(verts, corner indices {"v", "vt", "vn"}, uvs, vn, face materials, loader) from the right reader for the file."""
     parsed = None
-    if scan.interleaved_negative or c["f"] > mesh_io.PYTORCH3D_MAX_FACES:
+    if scan.interleaved_negative or scan.counts["f"] > types.PYTORCH3D_MAX_FACES:
         parsed = _parse_obj_vectorised(data, scan)
         why = "negative indices relative to each face line" if scan.interleaved_negative else "large file"
         loader = f"mesh_io vectorised OBJ reader ({why})"
@@ -252,59 +281,25 @@ def read_obj(path: Path, limits: Limits, root: Path) -> LoadedAsset:
         vn = None if aux.normals is None else aux.normals.numpy()
         face_mat = np.asarray(f_t.materials_idx, dtype=np.int64).reshape(-1)
         loader = "pytorch3d.io.load_obj"
-    faces = corner["v"]
-    nf = faces.shape[0]
-    if verts.shape[0] != c["v"]:
-        warnings.append(f"{c['v']} 'v' lines were found but {verts.shape[0]} vertices were read.")
+    return verts, corner, uvs, vn, face_mat, loader
 
-    colors = None
-    if scan.vertex_columns in (6, 7):
-        colors = _obj_vertex_colors(data, verts.shape[0], scan.vertex_columns)
 
-    face_uvs = None
-    if uvs is not None and corner["vt"].shape == (nf, 3) and (corner["vt"] >= 0).any():
-        face_uvs = corner["vt"]
-    normals = None
-    if vn is not None and corner["vn"].shape == (nf, 3) and (corner["vn"] >= 0).all():
-        normals = _average_corner_normals(faces, corner["vn"], vn, verts.shape[0])
-
-    materials, texture, tex_name, mtl_header = _obj_materials(path, scan, root, limits, warnings)
-    if face_mat.shape != (nf,):
-        face_mat = np.full(nf, -1, dtype=np.int64)
-    if not scan.usemtl and materials:
-        face_mat = np.zeros(nf, dtype=np.int64)  # a single material library applies to every face
-    header = f"# {path.name} (first lines)\n" + _obj_lines(data) + mtl_header
+def _obj_elements(scan: _ObjScan, nf: int, has_colors: bool) -> list[dict]:
+    """The element table shown to the user: v, vt, vn and f counts, then groups and materials used."""
+    c = scan.counts
     elements = [
         {"name": "v", "count": c["v"], "properties": [["x", "float"], ["y", "float"], ["z", "float"]]},
         {"name": "vt", "count": c["vt"], "properties": [["u", "float"], ["v", "float"]]},
         {"name": "vn", "count": c["vn"], "properties": [["nx", "float"], ["ny", "float"], ["nz", "float"]]},
         {"name": "f", "count": c["f"], "properties": [["vertex_indices", "list v/vt/vn"]], "triangles": int(nf)},
     ]
-    if colors is not None:
+    if has_colors:
         elements[0]["properties"] += [["red", "float"], ["green", "float"], ["blue", "float"]]
     if scan.groups:
         elements.append({"name": "g/o", "count": len(scan.groups), "properties": [], "names": scan.groups[:100]})
     if scan.usemtl:
         elements.append({"name": "usemtl", "count": len(scan.usemtl), "properties": [], "names": scan.usemtl[:100]})
-    return LoadedAsset(
-        path=path,
-        format="obj",
-        encoding="ascii",
-        header=cap_text(header),
-        verts=verts,
-        faces=faces,
-        normals=normals,
-        colors=colors,
-        uvs=uvs if face_uvs is not None else None,
-        texture=texture,
-        elements=elements,
-        materials=materials,
-        warnings=warnings,
-        face_uvs=face_uvs,
-        face_materials=face_mat if materials else None,
-        texture_name=tex_name,
-        loader=loader,
-    )
+    return elements
 
 
 def _obj_vertex_colors(data: bytes, n: int, columns: int) -> np.ndarray | None:
@@ -391,123 +386,3 @@ def _parse_obj_relative(text: str) -> tuple[np.ndarray, dict, np.ndarray | None,
     uvs = np.asarray(vts, dtype=np.float32).reshape(-1, 2) if vts else None
     vn = np.asarray(vns, dtype=np.float32).reshape(-1, 3) if vns else None
     return np.asarray(verts, dtype=np.float32).reshape(-1, 3), corner, uvs, vn, np.asarray(mats, dtype=np.int64)
-
-
-_MAP_OPTIONS = {"-blendu": 1, "-blendv": 1, "-cc": 1, "-clamp": 1, "-texres": 1, "-bm": 1, "-boost": 1,
-                "-imfchan": 1, "-type": 1, "-mm": 2, "-o": 3, "-s": 3, "-t": 3}  # fmt: skip
-
-
-def _map_file_name(rest: str) -> str:
-    """The file name of an MTL map statement, skipping options like '-s 1 1 1'."""
-    tokens = rest.split()
-    i = 0
-    while i < len(tokens) and tokens[i].lower() in _MAP_OPTIONS:
-        n = _MAP_OPTIONS[tokens[i].lower()]
-        i += 1
-        for _ in range(n):  # options with up to n numeric arguments
-            if i < len(tokens) - 1 and re.fullmatch(r"[-+0-9.eE]+|on|off", tokens[i]):
-                i += 1
-    return " ".join(tokens[i:])
-
-
-def parse_mtl(text: str) -> list[dict]:
-    """Materials of an MTL file: name, Ka, Kd, Ks, Ns, d (1 - Tr when only Tr is given) and map names."""
-    materials: list[dict] = []
-    cur: dict | None = None
-    for line in text.splitlines():
-        tokens = line.split()
-        if not tokens or tokens[0].startswith("#"):
-            continue
-        key = tokens[0]
-        if key == "newmtl":
-            cur = {"name": " ".join(tokens[1:]) or f"material{len(materials)}"}
-            materials.append(cur)
-            continue
-        if cur is None:
-            continue
-        try:
-            if key in ("Ka", "Kd", "Ks", "Ke") and len(tokens) >= 4:
-                cur[key] = [float(x) for x in tokens[1:4]]
-            elif key in ("Ns", "d", "Ni", "illum") and len(tokens) >= 2:
-                cur[key] = float(tokens[1]) if key != "illum" else int(float(tokens[1]))
-            elif key == "Tr" and len(tokens) >= 2 and "d" not in cur:
-                cur["d"] = 1.0 - float(tokens[1])
-            elif key.lower().startswith(("map_", "bump", "disp", "decal", "norm", "refl")) and len(tokens) >= 2:
-                name = _map_file_name(line.strip()[len(key) :])
-                if name:
-                    cur["map_Kd" if key == "map_Kd" else key] = name
-        except ValueError:
-            continue
-    return materials
-
-
-def _obj_materials(
-    path: Path, scan: _ObjScan, root: Path, limits: Limits, warnings: list[str]
-) -> tuple[list[dict], PIL.Image.Image | None, str | None, str]:
-    """Materials in usemtl order (then unused ones), the first safe texture, and MTL header lines."""
-    defined: dict[str, dict] = {}
-    bases: dict[str, Path] = {}  # material name -> folder of the MTL that defines it
-    header = ""
-    for entry in scan.mtllibs[:8]:
-        found, note = resolve_reference(entry, path.parent, root)
-        if found is None and " " in entry.strip():
-            for part in entry.split():  # 'mtllib a.mtl b.mtl'
-                p2, n2 = resolve_reference(part, path.parent, root)
-                if p2 is not None:
-                    _read_mtl(p2, defined, bases, warnings)
-                    header += f"\n\n# {p2.name} (first lines)\n" + _obj_lines(p2.read_bytes()[:65536])
-                elif n2:
-                    warnings.append(f"Material library {n2}; it was ignored.")
-            continue
-        if note:
-            warnings.append(f"Material library {note}" + ("." if found else "; the mesh loads without its materials."))
-        if found is not None:
-            _read_mtl(found, defined, bases, warnings)
-            header += f"\n\n# {found.name} (first lines)\n" + _obj_lines(found.read_bytes()[:65536])
-    names = list(scan.usemtl)
-    for name in names:
-        if name not in defined and defined:
-            warnings.append(f"Material {name} is used but not defined in the MTL file.")
-    names += [n for n in defined if n not in names]
-    materials = [dict(defined.get(n, {"name": n})) for n in names]
-    texture = tex_name = None
-    textured: list[str] = []
-    for mat in materials:
-        ref = mat.get("map_Kd")
-        if not ref:
-            continue
-        base = bases.get(mat["name"], path.parent)
-        found, note = resolve_reference(ref, base, root)  # relative to the MTL's folder, as most tools do
-        if found is None and base != path.parent:
-            found2, _ = resolve_reference(ref, path.parent, root)  # ... or to the OBJ's, as PyTorch3D does
-            found, note = (found2, None) if found2 is not None else (found, note)
-        if note:
-            warnings.append(f"Texture of material {mat['name']}: {note}" + ("." if found else "; it was skipped."))
-        if found is None:
-            continue
-        if texture is None and found.name not in textured:
-            img, size, warn = open_texture(found, found.name, limits)
-            if warn:
-                warnings.append(warn)
-            if size:
-                mat["texture_size"] = size
-            if img is not None:
-                texture, tex_name = img, found.name
-        else:
-            size = image_size(found)
-            if size:
-                mat["texture_size"] = list(size)
-        textured.append(found.name)
-    if len(set(textured)) > 1 and texture is not None:
-        warnings.append(f"The materials use {len(set(textured))} textures; only the first ({tex_name}) is shown.")
-    return materials, texture, tex_name, header
-
-
-def _read_mtl(path: Path, out: dict[str, dict], bases: dict[str, Path], warnings: list[str]) -> None:
-    if path.stat().st_size > 16 * MB:
-        warnings.append(f"Material library {path.name} is larger than 16 MB; it was ignored.")
-        return
-    for mat in parse_mtl(path.read_bytes().decode("utf-8", errors="replace")):
-        if mat["name"] not in out:
-            out[mat["name"]] = mat
-            bases[mat["name"]] = path.parent

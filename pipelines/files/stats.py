@@ -1,14 +1,10 @@
-"""Geometry statistics of a loaded mesh (vectorised numpy) and a cross-check of its counts with independent readers."""
+"""Geometry statistics of a loaded mesh (vectorised numpy): counts, bounds, area, volume, topology and defects."""
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from pipelines.files.mesh_io import LoadedAsset
+from pipelines.files.types import LoadedAsset
 
 
 def weld(verts: np.ndarray) -> tuple[np.ndarray, int]:
@@ -52,7 +48,35 @@ def geometry_stats(asset: LoadedAsset) -> dict:
     lo, hi = verts.min(axis=0), verts.max(axis=0)
     extent = hi - lo
     inverse, n_unique = weld(asset.verts)
-    out: dict = {
+    out = _summary(asset, verts, lo, hi, n_unique)
+    if n_f == 0:
+        return out
+
+    tri = verts[faces]  # (F, 3, 3)
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (F, 3), twice the area vector
+    twice_area = np.linalg.norm(cross, axis=1)  # (F,)
+    out["surface_area"] = float(0.5 * twice_area.sum())
+    scale = float(extent.max()) ** 2
+    fw = inverse[faces]  # (F, 3) welded indices
+    repeated = (fw[:, 0] == fw[:, 1]) | (fw[:, 1] == fw[:, 2]) | (fw[:, 0] == fw[:, 2])
+    flat = twice_area <= 1e-12 * scale if scale > 0 else np.ones(n_f, dtype=bool)
+    out["degenerate_faces"] = int((repeated | flat).sum())
+    good = fw[~repeated]  # (G, 3)
+    n_good = int(good.shape[0])
+    referenced = np.zeros(n_v, dtype=bool)
+    referenced[faces.ravel()] = True
+    out["unreferenced_vertices"] = int(n_v - referenced.sum())
+    if n_good == 0:
+        return out
+    _topology(out, verts, tri, good, repeated, n_unique)
+    return out
+
+
+def _summary(asset: LoadedAsset, verts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_unique: int) -> dict:
+    """The statistics of a point set (counts, bounds, attributes present), with the surface ones at their defaults."""
+    n_v, n_f = int(verts.shape[0]), int(asset.faces.shape[0])
+    extent = hi - lo
+    return {
         "num_vertices": n_v,
         "num_faces": n_f,
         "num_edges": 0,
@@ -81,26 +105,16 @@ def geometry_stats(asset: LoadedAsset) -> dict:
         "has_uvs": asset.uvs is not None,
         "has_texture": asset.texture is not None,
     }
-    if n_f == 0:
-        return out
 
-    tri = verts[faces]  # (F, 3, 3)
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (F, 3), twice the area vector
-    twice_area = np.linalg.norm(cross, axis=1)  # (F,)
-    out["surface_area"] = float(0.5 * twice_area.sum())
-    scale = float(extent.max()) ** 2
-    fw = inverse[faces]  # (F, 3) welded indices
-    repeated = (fw[:, 0] == fw[:, 1]) | (fw[:, 1] == fw[:, 2]) | (fw[:, 0] == fw[:, 2])
-    flat = twice_area <= 1e-12 * scale if scale > 0 else np.ones(n_f, dtype=bool)
-    out["degenerate_faces"] = int((repeated | flat).sum())
-    good = fw[~repeated]  # (G, 3)
+
+def _topology(
+    out: dict, verts: np.ndarray, tri: np.ndarray, good: np.ndarray, repeated: np.ndarray, n_unique: int
+) -> None:
+    """Fill duplicate faces, edges, manifoldness, winding, Euler characteristic, components and volume in `out`.
+
+    `good` (G, 3) are the welded faces without a repeated vertex, `tri` (F, 3, 3) the corners of every face.
+    """
     n_good = int(good.shape[0])
-    referenced = np.zeros(n_v, dtype=bool)
-    referenced[faces.ravel()] = True
-    out["unreferenced_vertices"] = int(n_v - referenced.sum())
-    if n_good == 0:
-        return out
-
     sorted_faces = np.sort(good, axis=1)  # (G, 3)
     order = np.lexsort((sorted_faces[:, 2], sorted_faces[:, 1], sorted_faces[:, 0]))
     ranked = sorted_faces[order]
@@ -136,166 +150,3 @@ def geometry_stats(asset: LoadedAsset) -> dict:
         t = tri[~repeated] - centre  # (G, 3, 3), centred for accuracy
         signed = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0
         out["volume"] = float(abs(signed))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Cross-check
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def cross_check(asset: LoadedAsset) -> dict:
-    """Re-read asset.path with an independent reader and compare vertex and face counts with the main load.
-
-    Readers, first that succeeds: trimesh then Open3D for binary PLY; Open3D then trimesh for ASCII PLY and OFF;
-    trimesh then PyTorch3D's load_obj for OBJ (materials skipped, safe resolver); trimesh for binary STL; Open3D
-    for ASCII STL; PyTorch3D's experimental glTF reader (geometry only) then the JSON accessor counts for GLB; the
-    JSON accessor counts for .gltf. Never decodes textures or follows references outside the upload.
-    Returns {"reader", "num_vertices", "num_faces", "main": {...}, "agree": bool | None, "notes": [...]}, with
-    "error" instead of counts when the reader fails. Differences are explained in notes, never hidden.
-    """
-    main = {"num_vertices": asset.num_vertices, "num_faces": asset.num_faces, "loader": asset.loader}
-    notes: list[str] = []
-    fmt = asset.format
-    if fmt == "ply" and asset.encoding != "ascii":
-        readers = [_trimesh_counts, _open3d_counts]  # Open3D also reads polygon lists trimesh refuses
-    elif fmt in ("ply", "off"):
-        readers = [_open3d_counts, _trimesh_counts]  # Open3D parses text about 10x faster than trimesh
-    elif fmt == "obj":
-        readers = [_trimesh_counts, _pytorch3d_obj_counts]  # not Open3D: it would follow mtllib/map_Kd unchecked
-    elif fmt == "stl" and asset.encoding == "binary":
-        readers = [_trimesh_counts]
-    elif fmt == "stl":
-        readers = [_open3d_counts]
-    elif fmt == "glb":
-        readers = [_pytorch3d_glb_counts, _gltf_declared_counts]
-    else:
-        readers = [_gltf_declared_counts]
-    from pipelines.files.mesh_io import short_reason
-
-    for read in readers:
-        try:
-            reader, nv, nf = read(asset)
-        except Exception as e:
-            notes.append(f"{_reader_name(read)} could not read the file: {short_reason(e)}")
-            continue
-        agree = nv == asset.num_vertices and nf == asset.num_faces
-        if not agree:
-            notes += _explain(asset, nv, nf, reader)
-        return {
-            "reader": reader,
-            "num_vertices": int(nv),
-            "num_faces": int(nf),
-            "main": main,
-            "agree": agree,
-            "notes": notes,
-        }
-    return {"reader": _reader_name(readers[-1]), "error": notes[-1], "main": main, "agree": None, "notes": notes}
-
-
-def _reader_name(read: object) -> str:
-    return {
-        "_trimesh_counts": "trimesh",
-        "_open3d_counts": "Open3D",
-        "_pytorch3d_obj_counts": "PyTorch3D's load_obj",
-        "_pytorch3d_glb_counts": "PyTorch3D's glTF reader",
-        "_gltf_declared_counts": "the glTF JSON",
-    }.get(getattr(read, "__name__", ""), "the reader")
-
-
-def _open3d_counts(asset: LoadedAsset) -> tuple[str, int, int]:
-    import open3d as o3d
-
-    o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
-    if asset.is_point_cloud and asset.format == "ply":
-        cloud = o3d.io.read_point_cloud(str(asset.path))
-        return f"open3d {o3d.__version__}", len(cloud.points), 0
-    mesh = o3d.io.read_triangle_mesh(str(asset.path))
-    return f"open3d {o3d.__version__}", len(mesh.vertices), len(mesh.triangles)
-
-
-def _trimesh_counts(asset: LoadedAsset) -> tuple[str, int, int]:
-    import trimesh
-
-    fmt = asset.format
-    kwargs: dict = {"process": False}
-    if fmt == "obj":
-        from pipelines.files.mesh_io import trimesh_resolver, upload_root
-
-        root = upload_root(asset.path, None)
-        kwargs.update(maintain_order=True, skip_materials=True, resolver=trimesh_resolver(asset.path.parent, root))
-    with open(asset.path, "rb") as f:
-        data = f.read()
-    loaded = trimesh.load(io.BytesIO(data), file_type=fmt, **kwargs)  # no resolver: never follows TextureFile
-    if isinstance(loaded, trimesh.Scene):
-        geoms = list(loaded.geometry.values())
-    else:
-        geoms = [loaded]
-    nv = sum(len(g.vertices) for g in geoms)
-    nf = sum(len(getattr(g, "faces", ())) for g in geoms)
-    return f"trimesh {trimesh.__version__}", nv, nf
-
-
-def _pytorch3d_obj_counts(asset: LoadedAsset) -> tuple[str, int, int]:
-    import pytorch3d
-    from pytorch3d.io import load_obj
-
-    text = asset.path.read_bytes().replace(b"\t", b" ").decode("utf-8", errors="replace")
-    verts, faces, _ = load_obj(io.StringIO(text), load_textures=False)  # a stream: no mtllib lookup at all
-    return f"pytorch3d {pytorch3d.__version__} load_obj", int(verts.shape[0]), int(faces.verts_idx.shape[0])
-
-
-def _pytorch3d_glb_counts(asset: LoadedAsset) -> tuple[str, int, int]:
-    import pytorch3d
-    from iopath.common.file_io import PathManager
-    from pytorch3d.io.experimental_gltf_io import load_meshes
-
-    meshes = load_meshes(str(asset.path), PathManager(), include_textures=False)
-    nv = sum(int(m.verts_packed().shape[0]) for _, m in meshes)
-    nf = sum(int(m.faces_packed().shape[0]) for _, m in meshes)
-    return f"pytorch3d {pytorch3d.__version__} experimental glTF reader (geometry only)", nv, nf
-
-
-def _gltf_declared_counts(asset: LoadedAsset) -> tuple[str, int, int]:
-    from pipelines.files.mesh_gltf import read_gltf_json
-
-    doc, _ = read_gltf_json(asset.path)
-    accessors = doc.get("accessors", [])
-    nv = nf = 0
-    for mesh in doc.get("meshes", []):
-        for prim in mesh.get("primitives", []):
-            pos = prim.get("attributes", {}).get("POSITION")
-            if pos is None:
-                continue
-            count = int(accessors[int(pos)]["count"])
-            nv += count
-            if int(prim.get("mode", 4)) == 4:
-                nf += (int(accessors[int(prim["indices"])]["count"]) if "indices" in prim else count) // 3
-    return "glTF JSON accessors (counts as declared, nothing decoded)", nv, nf
-
-
-def _explain(asset: LoadedAsset, nv: int, nf: int, reader: str) -> list[str]:
-    """Likely reasons for a count difference, as sentences."""
-    notes = []
-    name = reader.split()[0]
-    if nf == asset.num_faces and nv > asset.num_vertices and asset.format in ("obj", "glb", "gltf"):
-        notes.append(
-            f"{name} splits vertices where texture coordinates or normals differ (seams): the file stores "
-            f"{asset.num_vertices:,} positions, {name} makes {nv:,}."
-        )
-    elif nf == asset.num_faces and nv < asset.num_vertices:
-        notes.append(
-            f"{name} merges or drops vertices ({nv:,} instead of the {asset.num_vertices:,} stored), e.g. duplicates "
-            "or vertices no face uses."
-        )
-    elif asset.format in ("glb", "gltf") and nv != asset.num_vertices:
-        notes.append(
-            "The main load applies the scene graph (a mesh used by several nodes is counted once per use); "
-            f"{name} counts each stored mesh once."
-        )
-    if nf != asset.num_faces:
-        notes.append(
-            f"Face counts differ ({nf:,} vs {asset.num_faces:,}): readers split polygons into triangles or skip "
-            "degenerate faces differently."
-        )
-    return notes

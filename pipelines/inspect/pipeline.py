@@ -9,6 +9,13 @@ from pathlib import Path
 
 from pipelines.core.events import Done, Event, Progress
 from pipelines.core.paths import ASSETS_DIR
+from pipelines.files.convert import sample_points
+from pipelines.files.cross_check import cross_check
+from pipelines.files.export import export_glb, export_obj_zip, export_ply, export_points_ply
+from pipelines.files.loader import load_asset
+from pipelines.files.stats import geometry_stats
+from pipelines.files.types import Limits, LoadedAsset, MeshFileError
+from pipelines.files.upload import stage_upload
 
 EXPORTS = ("glb", "ply-binary", "ply-ascii", "obj-zip")
 
@@ -59,18 +66,16 @@ class Config:
 
 def run(cfg: Config) -> Iterator[Event]:
     """Stage the upload, load, measure, cross-check and export; `Done.info` carries the summary."""
-    from pipelines.files import mesh_io
-
     unknown = sorted(set(cfg.exports) - set(EXPORTS))
     if unknown:
         raise ValueError(f"Unknown export {unknown[0]!r}: choose from {', '.join(EXPORTS)}.")
     if not cfg.files:
-        raise mesh_io.MeshFileError("No file was given: upload a 3D file (PLY, OBJ, GLB, glTF, STL, OFF) or a zip.")
+        raise MeshFileError("No file was given: upload a 3D file (PLY, OBJ, GLB, glTF, STL, OFF) or a zip.")
     if cfg.out_dir is None:
         raise ValueError("Config.out_dir must be set (the app and the CLI set one per run).")
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    limits = mesh_io.Limits(max_upload_mb=cfg.max_upload_mb, max_vertices=cfg.max_vertices, max_faces=cfg.max_faces)
+    limits = Limits(max_upload_mb=cfg.max_upload_mb, max_vertices=cfg.max_vertices, max_faces=cfg.max_faces)
     total = 4 + len(cfg.exports) + (cfg.sample_points > 0)
     timings: dict[str, float] = {}
     step = 0
@@ -82,27 +87,27 @@ def run(cfg: Config) -> Iterator[Event]:
         return Progress(step, total, {}, message)
 
     t0 = time.perf_counter()
-    main = mesh_io.stage_upload(cfg.files, out_dir / "upload", limits)
+    main = stage_upload(cfg.files, out_dir / "upload", limits)
     yield tick("stage", t0, f"staged {main.name}")
 
     t0 = time.perf_counter()
-    asset = mesh_io.load_asset(main, limits)
+    asset = load_asset(main, limits)
     yield tick("load", t0, f"loaded {len(asset.verts)} vertices, {len(asset.faces)} faces")
 
     t0 = time.perf_counter()
-    stats = mesh_io.geometry_stats(asset)
+    stats = geometry_stats(asset)
     yield tick("stats", t0, "geometry statistics")
 
     t0 = time.perf_counter()
-    check = mesh_io.cross_check(asset) if cfg.cross_check else {"reader": "skipped", "agree": None, "notes": []}
+    check = cross_check(asset) if cfg.cross_check else {"reader": "skipped", "agree": None, "notes": []}
     yield tick("cross_check", t0, f"cross-check with {check.get('reader')}")
 
     files: dict[str, Path] = {}
     writers = {
-        "glb": lambda: mesh_io.export_glb(asset, out_dir / f"{main.stem}.glb"),
-        "ply-binary": lambda: mesh_io.export_ply(asset, out_dir / f"{main.stem}_binary.ply", binary=True),
-        "ply-ascii": lambda: mesh_io.export_ply(asset, out_dir / f"{main.stem}_ascii.ply", binary=False),
-        "obj-zip": lambda: mesh_io.export_obj_zip(asset, out_dir / f"{main.stem}_obj.zip"),
+        "glb": lambda: export_glb(asset, out_dir / f"{main.stem}.glb"),
+        "ply-binary": lambda: export_ply(asset, out_dir / f"{main.stem}_binary.ply", binary=True),
+        "ply-ascii": lambda: export_ply(asset, out_dir / f"{main.stem}_ascii.ply", binary=False),
+        "obj-zip": lambda: export_obj_zip(asset, out_dir / f"{main.stem}_obj.zip"),
     }
     for name in cfg.exports:
         if name == "obj-zip" and len(asset.faces) == 0:
@@ -118,8 +123,8 @@ def run(cfg: Config) -> Iterator[Event]:
         if len(asset.faces) == 0:
             asset.warnings.append("Point sampling skipped: the file has no faces (it is already a point cloud).")
         else:
-            pts, nrm = mesh_io.sample_points(asset, cfg.sample_points, seed=cfg.seed)
-            files["points"] = mesh_io.export_points_ply(pts, nrm, None, out_dir / f"{main.stem}_points.ply")
+            pts, nrm = sample_points(asset, cfg.sample_points, seed=cfg.seed)
+            files["points"] = export_points_ply(pts, nrm, None, out_dir / f"{main.stem}_points.ply")
         yield tick("sample", t0, f"sampled {cfg.sample_points} surface points")
 
     if check.get("agree") is False:
@@ -137,7 +142,7 @@ def run(cfg: Config) -> Iterator[Event]:
     )
 
 
-def summarize(asset, stats: dict) -> dict:
+def summarize(asset: LoadedAsset, stats: dict) -> dict:
     """The summary JSON of the `/inspect` API: format and counts first, then everything else."""
     return {
         "file": asset.path.name,

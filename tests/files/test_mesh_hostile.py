@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from assets import make_assets
-from pipelines.files import mesh_gltf, mesh_io
-from pipelines.files.mesh_io import Limits, MeshFileError, load_asset, stage_upload
+from pipelines.files import gltf, types
+from pipelines.files.loader import load_asset
+from pipelines.files.types import MB, SUPPORTED_EXTS, Limits, MeshFileError
+from pipelines.files.upload import stage_upload
 
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -159,7 +161,7 @@ def test_ply_malformed_headers(tmp_path: Path, good: Path) -> None:
 def reader(request, monkeypatch) -> str:
     """Run a test through PyTorch3D's readers and again through the vectorised ones (used above the size switch)."""
     if request.param == "vectorised":
-        monkeypatch.setattr(mesh_io, "PYTORCH3D_MAX_FACES", 0)
+        monkeypatch.setattr(types, "PYTORCH3D_MAX_FACES", 0)
     return request.param
 
 
@@ -215,7 +217,7 @@ def test_zero_faces_is_a_point_cloud_with_a_warning(tmp_path: Path, good: Path) 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext", mesh_io.SUPPORTED_EXTS)
+@pytest.mark.parametrize("ext", SUPPORTED_EXTS)
 def test_empty_and_random_bytes(tmp_path: Path, good: Path, ext: str) -> None:
     (tmp_path / f"empty{ext}").write_bytes(b"")
     rejected(tmp_path / f"empty{ext}", good, "empty")
@@ -351,7 +353,7 @@ def test_bomb_texture_in_glb(tmp_path: Path, good: Path) -> None:
     import trimesh
 
     glb = bytearray((make_assets.ASSETS_DIR / "textured_sphere.glb").read_bytes())
-    doc, binary = mesh_gltf.read_gltf_json(make_assets.ASSETS_DIR / "textured_sphere.glb")
+    doc, binary = gltf.read_gltf_json(make_assets.ASSETS_DIR / "textured_sphere.glb")
     view = doc["bufferViews"][doc["images"][0]["bufferView"]]
     png = tiny_png(40000, 40000)
     assert len(png) <= view["byteLength"]
@@ -371,7 +373,7 @@ def test_oversized_files_and_uploads(tmp_path: Path, good: Path) -> None:
         stage_upload([big], tmp_path / "up1", tiny)
     halves = [make_assets.make_mesh_file(tmp_path / f"h{k}.ply", 1200, "ply") for k in range(2)]
     with pytest.raises(MeshFileError, match="in total"):
-        stage_upload(halves, tmp_path / "up2", Limits(max_upload_mb=1.2 * halves[0].stat().st_size / mesh_io.MB))
+        stage_upload(halves, tmp_path / "up2", Limits(max_upload_mb=1.2 * halves[0].stat().st_size / MB))
     rejected(big, good, "vertices, above the limit", limits=Limits(max_vertices=100))
     rejected(big, good, "faces, above the limit", limits=Limits(max_faces=100))
 
@@ -426,7 +428,7 @@ def test_zip_hostile_names(tmp_path: Path, members: dict, symlink: str | None, m
 
 def test_zip_bomb_and_member_count(tmp_path: Path) -> None:
     limits = Limits(max_unzipped_mb=1.0, max_zip_members=10)
-    bomb = make_zip(tmp_path / "bomb.zip", {"m.obj": CUBE_OBJ, "pad.bin": b"\x00" * (3 * mesh_io.MB)})
+    bomb = make_zip(tmp_path / "bomb.zip", {"m.obj": CUBE_OBJ, "pad.bin": b"\x00" * (3 * MB)})
     assert bomb.stat().st_size < 50_000
     with pytest.raises(MeshFileError, match="unpack"):
         stage_upload([bomb], tmp_path / "up1", limits)
@@ -439,7 +441,7 @@ def test_zip_bomb_and_member_count(tmp_path: Path) -> None:
 
 def test_zip_that_lies_about_its_sizes(tmp_path: Path) -> None:
     """Declared sizes patched to 1 byte: the real decompressed bytes are counted (or the CRC check fails)."""
-    z = make_zip(tmp_path / "liar.zip", {"m.obj": CUBE_OBJ, "pad.bin": b"\x00" * (3 * mesh_io.MB)})
+    z = make_zip(tmp_path / "liar.zip", {"m.obj": CUBE_OBJ, "pad.bin": b"\x00" * (3 * MB)})
     data = bytearray(z.read_bytes())
     for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size in local / central headers
         pos = data.find(sig)
@@ -463,9 +465,7 @@ def test_damaged_zip(tmp_path: Path) -> None:
 
 
 def _glb_with(doc: dict, binary: bytes) -> bytes:
-    from pipelines.files.mesh_gltf import _pack_glb
-
-    return _pack_glb(doc, binary)
+    return gltf._pack_glb(doc, binary)
 
 
 @pytest.mark.parametrize(
@@ -481,7 +481,7 @@ def _glb_with(doc: dict, binary: bytes) -> bytes:
     ],
 )
 def test_glb_structure_lies(tmp_path: Path, good: Path, edit: Callable[[dict], object], match: str) -> None:
-    doc, binary = mesh_gltf.read_gltf_json(make_assets.ASSETS_DIR / "textured_sphere.glb")
+    doc, binary = gltf.read_gltf_json(make_assets.ASSETS_DIR / "textured_sphere.glb")
     edit(doc)
     (tmp_path / "lie.glb").write_bytes(_glb_with(doc, binary))
     rejected(tmp_path / "lie.glb", good, match, seconds=2.0)
