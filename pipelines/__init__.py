@@ -19,59 +19,166 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass(frozen=True)
+class Tab:
+    """The app tab that shows a capability: its module `tabs.<key>`, its title, and the API endpoints it defines
+    (api_name → what it does). The README's API table and the app tests read these."""
+
+    key: str
+    title: str
+    apis: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Entry:
-    """One runnable pipeline: the module that holds its `Config` and `run`, and a one-line summary."""
+    """One runnable pipeline: the module that holds its `Config` and `run`, a one-line summary, its tab, and the
+    tab's endpoint that starts a recorded run of it."""
 
     module: str
     summary: str
+    tab: Tab
+    api: str
 
+
+INSPECT = Tab(
+    "inspect",
+    "Inspect",
+    {
+        "inspect": "Load 3D file(s): summary, statistics, cross-check, header, viewer files, conversions.",
+        "camera": "A camera on the loaded scene: frustum, render with projected points, coordinate table, conventions.",
+        "batch": "The loaded meshes as a PyTorch3D batch: list, padded and packed views with index maps.",
+    },
+)
+SHADING = Tab(
+    "shading",
+    "Shading lab",
+    {
+        "render": "Render a mesh with the chosen shader, lights, material, camera and raster settings.",
+        "render_buffers": "The rasteriser's buffers and the ambient, diffuse and specular terms as images.",
+        "render_compare": "Two settings side by side with a difference image.",
+        "rotations": "Apply a rotation given in any representation; every conversion with round-trip errors.",
+        "turntable": "A turntable of the mesh as MP4 and GIF.",
+        "shading_fit": "Fit a light position or a mesh translation/scale to target renders of a mesh batch.",
+        "shading_points": "The book's point-set exercise: recover a translation with chamfer distance and SGD.",
+    },
+)
+MESH_FIT = Tab(
+    "mesh_fit",
+    "Mesh fitting",
+    {
+        "mesh_fit": "Deform an ico-sphere onto a target: fitted mesh, comparison, chamfer / normal / F1 metrics.",
+        "mesh_fit_experiments": "The book's three experiments (no regulariser, edge only, all) side by side.",
+    },
+)
+POSE = Tab(
+    "pose",
+    "Pose",
+    {
+        "pose": "Recover a camera pose by differentiable rendering: video, pose error in degrees and distance.",
+        "pose_track": "Track an object along a path, warm-starting each frame: trajectory, per-frame errors, video.",
+    },
+)
+VOLUME = Tab(
+    "volume",
+    "Volume",
+    {
+        "multiview": "Build the multi-view data set: views and silhouettes, cameras (and rays), data-set summary.",
+        "volume": "Fit a voxel grid to the views: held-out PSNR, orbit video, marching-cubes mesh, density grid.",
+    },
+)
+NERF = Tab(
+    "nerf",
+    "NeRF",
+    {
+        "nerf": "Train a NeRF on the views: held-out PSNR, orbit video, checkpoint, marching-cubes mesh.",
+        "nerf_render": "Render a trained NeRF checkpoint from a new camera.",
+    },
+)
+SMPL = Tab(
+    "smpl",
+    "SMPL",
+    {
+        "smpl": "Shape and pose the body model: posed mesh, skeleton, skinning heat map, exports (a recorded run).",
+        "smpl_preview": "The same, instantly and without recording a run.",
+        "smplify": "SMPLify: fit pose, shape and camera to 2D keypoints; stages, errors, fitted mesh.",
+    },
+)
 
 REGISTRY: dict[str, Entry] = {
     "inspect": Entry(
         "pipelines.inspect.pipeline",
         "Load a 3D file, check it against an independent reader, measure it and convert it.",
+        INSPECT,
+        "inspect",
     ),
     "shading-fit": Entry(
         "pipelines.shading.fit",
         "Fit a light position or a mesh translation/scale to target renders of a heterogeneous mesh batch.",
+        SHADING,
+        "shading_fit",
     ),
     "shading-points": Entry(
         "pipelines.shading.points",
         "The book's exercise: recover the translation (and rotation) between two point sets by SGD.",
+        SHADING,
+        "shading_points",
     ),
     "shading-turntable": Entry(
         "pipelines.shading.turntable",
         "Render a turntable of a mesh with the Shading lab's settings and export GIF and MP4.",
+        SHADING,
+        "turntable",
     ),
     "mesh-fit": Entry(
         "pipelines.mesh_fit.pipeline",
         "Deform an ico-sphere onto a point cloud or mesh: chamfer plus edge, normal and Laplacian regularisers.",
+        MESH_FIT,
+        "mesh_fit",
     ),
     "pose": Entry(
         "pipelines.pose.pipeline",
         "Recover a camera pose by differentiable rendering: soft silhouette and/or soft Phong losses, Adam.",
+        POSE,
+        "pose",
     ),
     "pose-track": Entry(
         "pipelines.pose.track",
         "Track an object moving along a path: each frame's pose warm-starts from the last frame's estimate.",
+        POSE,
+        "pose_track",
     ),
     "volume": Entry(
         "pipelines.volume.pipeline",
         "Fit a voxel grid of densities and colours to multi-view renders with PyTorch3D's VolumeRenderer.",
+        VOLUME,
+        "volume",
     ),
     "nerf": Entry(
         "pipelines.nerf.pipeline",
         "Train a neural radiance field (the book's MLP, or a fast grid field) on multi-view renders.",
+        NERF,
+        "nerf",
     ),
     "smpl": Entry(
         "pipelines.smpl.pipeline",
         "Shape and pose the SMPL-layout body (LBS); export the posed mesh, skeleton and skinning heat map.",
+        SMPL,
+        "smpl",
     ),
     "smplify": Entry(
         "pipelines.smpl.smplify",
         "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
+        SMPL,
+        "smplify",
     ),
 }
+
+
+def capability_tabs() -> list[Tab]:
+    """The capabilities' tabs, once each, in registry order."""
+    tabs: dict[str, Tab] = {}
+    for entry in REGISTRY.values():
+        tabs.setdefault(entry.tab.key, entry.tab)
+    return list(tabs.values())
 
 
 def module_name(name: str) -> str:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from pipelines.files import mesh_io
+from pipelines.files.types import Limits
+from pipelines.files.upload import stage_upload
 from pipelines.render.colors import color_hex, parse_color
 from pipelines.render.factories import CAMERAS, LIGHTS, SHADERS
 from pipelines.shading.meshes import load_mesh_with_notes, mesh_choices
@@ -122,7 +123,7 @@ class MeshSource:
                 return self.staged[key]
         dest = self.ctx.session_dir(getattr(request, "session_hash", None)) / "shading" / key
         try:
-            main = mesh_io.stage_upload(paths, dest, mesh_io.Limits(max_upload_mb=self.ctx.max_upload_mb))
+            main = stage_upload(paths, dest, Limits(max_upload_mb=self.ctx.max_upload_mb))
         except ValueError as err:
             raise gr.Error(str(err), title="Upload") from None
         with self.lock:

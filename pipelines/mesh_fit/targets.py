@@ -11,7 +11,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from pipelines.files import mesh_io
+from pipelines.files.loader import load_asset
+from pipelines.files.types import Limits
+from pipelines.files.upload import stage_upload
 from pipelines.render.procedural import sample_surface
 
 TARGETS = ("figure", "blob", "cube", "peanut", "spiky")
@@ -139,10 +141,8 @@ def load_target(cfg: TargetSpec, generator: torch.Generator) -> PointTarget:
     larger than `target_points`) or a procedural shape."""
     warnings: list[str] = []
     if cfg.target_files:
-        main = mesh_io.stage_upload(
-            cfg.target_files, Path(cfg.out_dir) / "upload", mesh_io.Limits(max_upload_mb=cfg.max_upload_mb)
-        )
-        asset = mesh_io.load_asset(main, mesh_io.Limits(max_upload_mb=cfg.max_upload_mb))
+        main = stage_upload(cfg.target_files, Path(cfg.out_dir) / "upload", Limits(max_upload_mb=cfg.max_upload_mb))
+        asset = load_asset(main, Limits(max_upload_mb=cfg.max_upload_mb))
         warnings += asset.warnings
         verts = torch.from_numpy(np.ascontiguousarray(asset.verts, dtype=np.float32))
         faces = torch.from_numpy(np.ascontiguousarray(asset.faces, dtype=np.int64))

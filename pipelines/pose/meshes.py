@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from pipelines.files import mesh_io
+from pipelines.files.types import Limits
+from pipelines.files.upload import stage_upload
 from pipelines.render.mesh_convert import load_mesh_file_with_notes
 from pipelines.render.procedural import normalize_verts
 
@@ -67,8 +68,8 @@ def load_mesh(
         mesh = Meshes([normalize_verts(verts)], [faces], textures=TexturesVertex([colors]))
         return mesh.to(device), []
 
-    limits = mesh_io.Limits(max_upload_mb=max_upload_mb)
-    main = mesh_io.stage_upload(files, out_dir / "upload", limits)
+    limits = Limits(max_upload_mb=max_upload_mb)
+    main = stage_upload(files, out_dir / "upload", limits)
     mesh, notes = load_mesh_file_with_notes(main, limits=limits, device=device)
     if float(mesh.verts_packed().abs().amax()) == 0.0:
         raise ValueError("The mesh has no extent: all its vertices lie at one point.")

@@ -10,7 +10,8 @@ import torch
 from pytorch3d.renderer import TexturesUV, TexturesVertex
 from pytorch3d.structures import Meshes
 
-from pipelines.files import mesh_io
+from pipelines.files.loader import load_asset
+from pipelines.files.types import Limits
 from pipelines.render.procedural import normalize_verts, with_vertex_colors
 
 
@@ -66,13 +67,13 @@ def load_mesh_file_with_notes(
     path: str | Path, *, limits: Any = None, device: torch.device | str = "cpu"
 ) -> tuple[Meshes, list[str]]:
     """A staged 3D file as a normalised one-mesh `Meshes` plus the loader's warnings, read through
-    `mesh_io.load_asset` (size limits, safe references).
+    `load_asset` (size limits, safe references).
 
     UVs with a texture image become a TexturesUV (faces without UVs sample the first UV); vertex colours, or
     face colours averaged per vertex, a TexturesVertex; otherwise a neutral vertex colour.
     """
 
-    asset = mesh_io.load_asset(Path(path), limits if limits is not None else mesh_io.Limits())
+    asset = load_asset(Path(path), limits if limits is not None else Limits())
     notes = [str(w) for w in asset.warnings]
     texture, uvs, face_uvs = asset.texture, asset.uvs, asset.face_uvs
     if texture is not None and uvs is not None and len(uvs):

@@ -10,7 +10,8 @@ import torch
 from pytorch3d.structures import Meshes
 
 from pipelines.core.paths import ASSETS_DIR
-from pipelines.files import mesh_io
+from pipelines.files.types import Limits
+from pipelines.files.upload import stage_upload
 from pipelines.render.mesh_convert import load_mesh_file
 from pipelines.train.multiview_data import OBJECTS, DataConfig
 
@@ -72,12 +73,12 @@ def blob_mesh(level: int = 3, device: torch.device | str = "cpu") -> Meshes:
 def load_object(cfg: DataConfig, stage_dir: Path, device: torch.device) -> Meshes:
     """The mesh to render: the upload in `cfg.files` (staged under `stage_dir`), else the built-in `cfg.object`.
 
-    Raises ValueError (mesh_io.MeshFileError is one) with a user sentence: a file without faces, no file, etc.
+    Raises ValueError (MeshFileError is one) with a user sentence: a file without faces, no file, etc.
     """
 
     if cfg.files:
-        limits = mesh_io.Limits(max_upload_mb=cfg.max_upload_mb)
-        main = mesh_io.stage_upload(list(cfg.files), stage_dir, limits)
+        limits = Limits(max_upload_mb=cfg.max_upload_mb)
+        main = stage_upload(list(cfg.files), stage_dir, limits)
         return load_mesh_file(main, limits=limits, device=device)
     if cfg.object == "blob":
         return blob_mesh(3, device)
