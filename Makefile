@@ -9,7 +9,7 @@ LOCK_ARGS ?=
 LOCK := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_35 \
 	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: run test setup setup-dev bench lint assets lock
+.PHONY: run test setup setup-dev bench lint assets lock api-table
 
 run: setup
 	$(PY) app.py $(ARGS)
@@ -31,6 +31,10 @@ lint: setup-dev
 
 assets: setup
 	$(PY) -m assets.make_assets
+
+# the README's API table, written from the app's own API description (tests/tabs/test_api.py checks it)
+api-table: setup
+	$(PY) scripts/api_table.py
 
 # requirements*.in hold the wishes; requirements.txt and requirements-dev.txt are the locks compiled from them
 # (uv keeps every version already in a lock unless the wishes or LOCK_ARGS ask otherwise). The dev lock is

@@ -17,6 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.render.factories import raster_bytes
+from pipelines.shading.settings import RenderSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SIZES = (128, 256, 512)
@@ -48,9 +51,9 @@ def measure(size: int, faces: int, mode: str, k: int, tiled: bool) -> Cell:
     from pipelines.shading import lab as shading
 
     mesh = torus_with_faces(faces)
-    settings = shading.RenderSettings(image_size=size, memory_budget_mb=16_384)
+    settings = RenderSettings(image_size=size, memory_budget_mb=16_384)
     if mode == "soft":
-        settings = shading.RenderSettings.book_soft(image_size=size, faces_per_pixel=k, memory_budget_mb=16_384)
+        settings = RenderSettings.book_soft(image_size=size, faces_per_pixel=k, memory_budget_mb=16_384)
     gc.collect()
     baseline = _rss()
     with torch.no_grad():
@@ -76,7 +79,7 @@ def measure(size: int, faces: int, mode: str, k: int, tiled: bool) -> Cell:
         best,
         len(times),
         (_max_rss() - baseline) / 2**20,
-        shading.raster_bytes(1, size, size, k) / 2**20,
+        raster_bytes(1, size, size, k) / 2**20,
     )
 
 

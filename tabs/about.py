@@ -8,6 +8,7 @@ from pipelines import REGISTRY
 from pipelines.health import health
 
 from .context import AppContext
+from .widgets import bind
 
 INTRO = """
 Hands-on 3D deep learning with PyTorch3D, one tab per capability. Every tab is a thin view over a pipeline
@@ -40,18 +41,19 @@ def health_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def recheck(*, ctx: AppContext) -> tuple[str, dict]:
+    """/health: the Health report again, as the table and as JSON."""
+    report = health(ctx.device, ctx.models_dir)
+    return health_markdown(report), report
+
+
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     gr.Markdown(INTRO)
     with gr.Accordion("Health", open=True):
         report = health(ctx.device, ctx.models_dir)
-        table = gr.Markdown(health_markdown(report), elem_id="health-table")
+        table = gr.Markdown(health_markdown(report), elem_id="health-table", label="Health")
         raw = gr.JSON(report, label="Health report (JSON)", open=False)
         refresh = gr.Button("Re-check")
-
-    def _refresh() -> tuple[str, dict]:
-        rep = health(ctx.device, ctx.models_dir)
-        return health_markdown(rep), rep
-
-    refresh.click(_refresh, None, [table, raw], api_name="health")
+    refresh.click(bind(recheck, ctx=ctx), None, [table, raw], api_name="health")
     with gr.Accordion("Pipelines", open=False):
         gr.Markdown("\n".join(f"- **{k}**: {e.summary}" for k, e in REGISTRY.items()))

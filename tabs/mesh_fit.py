@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from pipelines.core.config import make_preset
-from pipelines.core.device import default_preset
+from pipelines.core.events import Done
 from pipelines.mesh_fit import pipeline as mesh_fit
+from pipelines.mesh_fit.targets import TARGETS
 
 from .context import AppContext
-from .stream import LATEX, run_panel, stop_button, stream, upload_paths, viewer_file
+from .stream import stream
+from .widgets import (
+    LATEX,
+    MESH_TYPES,
+    RunPanel,
+    bind,
+    config_for,
+    gpu_click,
+    model3d,
+    number_overrides,
+    number_value,
+    preset_numbers,
+    preset_radio,
+    refresh_on_select,
+    run_panel,
+    show_in_viewer,
+    stop_button,
+    upload_box,
+    upload_paths,
+    viewer_file,
+)
 
 LESSON = r"""
 **The idea.** Start from an ico-sphere with vertices $v_i$ and learn one offset $\Delta v_i$ per vertex, so the mesh
@@ -51,28 +71,132 @@ points within τ of the mesh, $F_1 = 2PR/(P+R)$. The mesh you download is mapped
 """
 
 
-def bounded_number(value: Any, name: str, low: float, high: float) -> float | None:
-    """A user number checked against [low, high]; None when left empty."""
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number.") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise gr.Error(f"{name} must be between {low:g} and {high:g}.")
-    return number
+@dataclass
+class MeshFitUI:
+    """The components /mesh_fit and /mesh_fit_experiments update by component, besides the run panel."""
+
+    panel: RunPanel
+    viewer_state: gr.State  # the fitted GLB, handed to the viewer by a chained event (see widgets.viewer_file)
+    comparison: gr.Image
+    comparison_plot: gr.Plot
+    table: gr.Dataframe
+    notes: gr.Markdown
+
+    @property
+    def outputs(self) -> list[Any]:
+        """The endpoints' outputs, in order."""
+        return [*self.panel.outputs, self.viewer_state, self.comparison, self.comparison_plot, self.table, self.notes]
 
 
-def number_overrides(rows: Iterable[tuple[Any, str, str, float, float]], whole: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Config overrides from number boxes, given as (value, field, label, low, high) rows checked in turn (gr.Error).
-    Empty boxes are left out; the fields named in `whole` become ints."""
-    changes: dict[str, Any] = {}
-    for value, field, label, low, high in rows:
-        number = bounded_number(value, label, low, high)
-        if number is not None:
-            changes[field] = int(number) if field in whole else number
-    return changes
+def fit_config(
+    ctx: AppContext,
+    target_files: Any,
+    procedural_target: str | None,
+    noise_std: float | None,
+    outlier_fraction: float | None,
+    preset: str | None,
+    ico_level: float | None,
+    steps: float | None,
+    learning_rate: float | None,
+    momentum: float | None,
+    w_chamfer: float | None,
+    w_edge: float | None,
+    w_normal: float | None,
+    w_laplacian: float | None,
+    laplacian: str | None,
+    experiment: str = "single",
+) -> mesh_fit.Config:
+    """Validate the widgets (gr.Error) and build the pipeline Config; an empty value keeps the preset's."""
+    if procedural_target is not None and procedural_target not in TARGETS:
+        raise gr.Error(f"Pick a procedural target: {', '.join(TARGETS)}.")
+    if laplacian is not None and laplacian not in mesh_fit.LAPLACIANS:
+        raise gr.Error("Pick a Laplacian: uniform, cot or cotcurv.")
+    rows = (
+        (ico_level, "ico_level", "The ico-sphere level", 0, 6),
+        (steps, "steps", "Steps", 1, 20000),
+        (learning_rate, "lr", "The learning rate", 1e-6, 100.0),
+        (momentum, "momentum", "Momentum", 0.0, 0.999),
+        (w_chamfer, "w_chamfer", "w chamfer", 0.0, 1e4),
+        (w_edge, "w_edge", "w edge", 0.0, 1e4),
+        (w_normal, "w_normal", "w normal", 0.0, 1e4),
+        (w_laplacian, "w_laplacian", "w Laplacian", 0.0, 1e4),
+    )
+    return config_for(
+        ctx,
+        mesh_fit.Config,
+        preset,
+        target=procedural_target,
+        target_files=upload_paths(target_files),
+        noise_std=number_value(noise_std, "Noise", 0.0, 0.5) or 0.0,
+        outlier_fraction=number_value(outlier_fraction, "The outlier share", 0.0, 0.9) or 0.0,
+        laplacian=laplacian,
+        experiment=experiment,
+        **number_overrides(rows, whole=("ico_level", "steps")),
+    )
+
+
+def fit(
+    target_files: Any = None,
+    procedural_target: str | None = None,
+    noise_std: float | None = None,
+    outlier_fraction: float | None = None,
+    preset: str | None = None,
+    ico_level: float | None = None,
+    steps: float | None = None,
+    learning_rate: float | None = None,
+    momentum: float | None = None,
+    w_chamfer: float | None = None,
+    w_edge: float | None = None,
+    w_normal: float | None = None,
+    w_laplacian: float | None = None,
+    laplacian: str | None = None,
+    request: gr.Request | None = None,
+    *,
+    ctx: AppContext,
+    ui: MeshFitUI,
+    experiment: str = "single",
+) -> Iterator[dict]:
+    """/mesh_fit: one fit with the chosen weights, or (experiment="book", /mesh_fit_experiments) the book's three
+    experiments one after the other; streams losses and renders of the current mesh.
+
+    No target file fits the procedural target; any other empty value keeps the preset's."""
+    cfg = fit_config(
+        ctx,
+        target_files,
+        procedural_target,
+        noise_std,
+        outlier_fraction,
+        preset,
+        ico_level,
+        steps,
+        learning_rate,
+        momentum,
+        w_chamfer,
+        w_edge,
+        w_normal,
+        w_laplacian,
+        laplacian,
+        experiment,
+    )
+    on_done = functools.partial(fit_results, request=request, ctx=ctx, ui=ui)
+    yield from stream(ctx, ui.panel, "mesh-fit", cfg, preset=preset, request=request, tab="mesh_fit", on_done=on_done)
+
+
+def fit_results(done: Done, *, request: gr.Request | None, ctx: AppContext, ui: MeshFitUI) -> dict:
+    """The tab's updates from a finished fit: the viewer file, the side-by-side picture, curves, table and notes."""
+    import pandas as pd
+
+    warn = done.info.get("warnings") or []
+    text = f"Target: {done.info['target']}." + (
+        "\n\n**Warnings**\n" + "\n".join(f"- {w}" for w in warn) if warn else ""
+    )
+    return {
+        ui.viewer_state: viewer_file(ctx, request, done.info["mesh"]),
+        ui.comparison: done.info["picture"],
+        ui.comparison_plot: histories_figure(done.info["histories"]),
+        ui.table: pd.DataFrame(done.info["table"]),
+        ui.notes: text,
+    }
 
 
 def histories_figure(histories: dict[str, dict[str, list[float]]]) -> Any:
@@ -95,157 +219,72 @@ def histories_figure(histories: dict[str, dict[str, list[float]]]) -> Any:
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    preset_default = default_preset(ctx.device)
-    defaults = mesh_fit.Config()
     with gr.Accordion("Lesson: chamfer distance and the regularisers", open=False):
-        gr.Markdown(
-            LESSON,
-            latex_delimiters=LATEX,
-        )
+        gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Group():
-                files = gr.File(
-                    label="Target: a point cloud (PLY) or a mesh (OBJ+MTL, PLY, GLB, STL, OFF); empty = procedural shape",
-                    file_count="multiple",
-                    file_types=[".ply", ".obj", ".mtl", ".glb", ".gltf", ".bin", ".stl", ".off", ".zip"],
-                )
-                shape = gr.Dropdown(list(mesh_fit.TARGETS), value=defaults.target, label="Procedural target")
-                with gr.Row():
-                    noise = gr.Slider(0.0, 0.1, value=0.0, step=0.005, label="Gaussian noise (std, unit sphere)")
-                    outliers = gr.Slider(0.0, 0.3, value=0.0, step=0.01, label="Outliers (share of points)")
-            start = make_preset(mesh_fit.Config, preset_default)
-            with gr.Row():
-                preset = gr.Radio(["tiny", "quick", "full"], value=preset_default, label="Preset (full = the book's)")
-                level = gr.Number(start.ico_level, label="Ico-sphere level", precision=0, minimum=0, maximum=6)
-            with gr.Row():
-                steps = gr.Number(start.steps, label="Steps", precision=0, minimum=1, maximum=20000)
-                lr = gr.Number(defaults.lr, label="SGD learning rate", minimum=0)
-                momentum = gr.Number(defaults.momentum, label="Momentum", minimum=0, maximum=0.999)
-            with gr.Row():
-                w_chamfer = gr.Number(defaults.w_chamfer, label="w chamfer", minimum=0)
-                w_edge = gr.Number(defaults.w_edge, label="w edge", minimum=0)
-                w_normal = gr.Number(defaults.w_normal, label="w normal", minimum=0)
-                w_laplacian = gr.Number(defaults.w_laplacian, label="w Laplacian", minimum=0)
-            laplacian = gr.Radio(list(mesh_fit.LAPLACIANS), value=defaults.laplacian, label="Laplacian")
-            with gr.Row():
-                fit_btn = gr.Button("Fit", variant="primary")
-                book_btn = gr.Button("Run the book's three experiments")
-                stop_button(ctx, "mesh_fit")
+            inputs, fit_button, book_button = _settings_column(ctx)
         with gr.Column(scale=1):
-            model = gr.Model3D(
-                label="Current mesh (GLB, the target's frame)",
-                height=440,
-                clear_color=(0.93, 0.93, 0.95, 1.0),
-                elem_id="mesh-fit-model3d",
-                interactive=False,
-            )
+            model = model3d("Current mesh (GLB, the target's frame)", "mesh-fit-model3d", height=440, interactive=False)
+    ui = _results()
+    # The fitted GLB reaches the viewer through a chained event: a streaming event leaves a Model3D empty in Gradio
+    # 6.31 (see widgets.viewer_file). While the fit runs, the preview image shows the current mesh.
+    # /mesh_fit_experiments is the same handler with experiment="book": no regulariser, edge only, all losses.
+    for button, experiment, api_name in (
+        (fit_button, "single", "mesh_fit"),
+        (book_button, "book", "mesh_fit_experiments"),
+    ):
+        handler = bind(fit, ctx=ctx, ui=ui, experiment=experiment)
+        event = gpu_click(button, handler, inputs, ui.outputs, api_name=api_name)
+        show_in_viewer(event, ui.viewer_state, model, keep_when_empty=True)
+    refresh_on_select(tab, model)
+
+
+def _settings_column(ctx: AppContext) -> tuple[list[Any], gr.Button, gr.Button]:
+    """The target and settings column: the endpoints' inputs, in order, and the Fit and experiments buttons."""
+    defaults = mesh_fit.Config()
+    with gr.Group():
+        files = upload_box(
+            "Target: a point cloud (PLY) or a mesh (OBJ+MTL, PLY, GLB, STL, OFF); empty = procedural shape", MESH_TYPES
+        )
+        shape = gr.Dropdown(list(TARGETS), value=defaults.target, label="Procedural target")
+        with gr.Row():
+            noise = gr.Slider(0.0, 0.1, value=0.0, step=0.005, label="Gaussian noise (std, unit sphere)")
+            outliers = gr.Slider(0.0, 0.3, value=0.0, step=0.01, label="Outliers (share of points)")
+    with gr.Row():
+        preset = preset_radio(ctx)
+        level = _preset_integer(ctx, preset, "ico_level", "Ico-sphere level", 0, 6)
+    with gr.Row():
+        steps = _preset_integer(ctx, preset, "steps", "Steps", 1, 20000)
+        lr = gr.Number(defaults.lr, label="SGD learning rate", minimum=0)
+        momentum = gr.Number(defaults.momentum, label="Momentum", minimum=0, maximum=0.999)
+    with gr.Row():
+        w_chamfer = gr.Number(defaults.w_chamfer, label="w chamfer", minimum=0)
+        w_edge = gr.Number(defaults.w_edge, label="w edge", minimum=0)
+        w_normal = gr.Number(defaults.w_normal, label="w normal", minimum=0)
+        w_laplacian = gr.Number(defaults.w_laplacian, label="w Laplacian", minimum=0)
+    laplacian = gr.Radio(list(mesh_fit.LAPLACIANS), value=defaults.laplacian, label="Laplacian")
+    with gr.Row():
+        fit_button = gr.Button("Fit", variant="primary")
+        book_button = gr.Button("Run the book's three experiments")
+        stop_button(ctx, "mesh_fit")
+    weights = [w_chamfer, w_edge, w_normal, w_laplacian]
+    inputs = [files, shape, noise, outliers, preset, level, steps, lr, momentum, *weights, laplacian]
+    return inputs, fit_button, book_button
+
+
+def _preset_integer(ctx: AppContext, preset: gr.Radio, field: str, label: str, low: int, high: int) -> gr.Number:
+    """A whole-number box for a Config field that shows and follows the preset's value."""
+    boxes = preset_numbers(ctx, preset, mesh_fit.Config, {field: label}, integers=(field,), limits={field: (low, high)})
+    return boxes[field]
+
+
+def _results() -> MeshFitUI:
+    """Lays out the results below the settings: the run panel, notes, the side-by-side picture, curves and table."""
     panel = run_panel(preview_label="Target points (left) and the current mesh (right)")
-    notes = gr.Markdown()
+    notes = gr.Markdown(label="Notes")
     with gr.Row():
         comparison = gr.Image(label="Side by side", type="numpy", interactive=False, height=260)
         comparison_plot = gr.Plot(label="Chamfer distance per run")
     table = gr.Dataframe(label="Results per run (unit-sphere frame)", interactive=False, wrap=True)
-
-    def make_config(file_list, name, sd, out, pre, lvl, n_steps, rate, mom, wc, we, wn, wl, lap) -> mesh_fit.Config:
-        """Validate the widgets (gr.Error) and build the pipeline Config."""
-        if name not in mesh_fit.TARGETS:
-            raise gr.Error(f"Pick a procedural target: {', '.join(mesh_fit.TARGETS)}.")
-        if lap not in mesh_fit.LAPLACIANS:
-            raise gr.Error("Pick a Laplacian: uniform, cot or cotcurv.")
-        cfg = make_preset(mesh_fit.Config, pre or preset_default)
-        changes: dict[str, Any] = {
-            "target": name,
-            "target_files": upload_paths(file_list),
-            "noise_std": bounded_number(sd, "Noise", 0.0, 0.5) or 0.0,
-            "outlier_fraction": bounded_number(out, "The outlier share", 0.0, 0.9) or 0.0,
-            "laplacian": lap,
-            "device": str(ctx.device),
-            "max_upload_mb": ctx.max_upload_mb,
-        }
-        rows = (
-            (lvl, "ico_level", "The ico-sphere level", 0, 6),
-            (n_steps, "steps", "Steps", 1, 20000),
-            (rate, "lr", "The learning rate", 1e-6, 100.0),
-            (mom, "momentum", "Momentum", 0.0, 0.999),
-            (wc, "w_chamfer", "w chamfer", 0.0, 1e4),
-            (we, "w_edge", "w edge", 0.0, 1e4),
-            (wn, "w_normal", "w normal", 0.0, 1e4),
-            (wl, "w_laplacian", "w Laplacian", 0.0, 1e4),
-        )
-        changes.update(number_overrides(rows, whole=("ico_level", "steps")))
-        return dataclasses.replace(cfg, **changes)
-
-    # The fitted GLB reaches the viewer through a chained event: a streaming event leaves a Model3D empty in Gradio
-    # 6.31 (see stream.viewer_file). While the fit runs, the preview image shows the current mesh.
-    viewer_state = gr.State(None)
-
-    def on_done(done, request: gr.Request | None) -> dict:
-        import pandas as pd
-
-        warn = done.info.get("warnings") or []
-        text = f"Target: {done.info['target']}." + (
-            "\n\n**Warnings**\n" + "\n".join(f"- {w}" for w in warn) if warn else ""
-        )
-        return {
-            viewer_state: viewer_file(ctx, request, done.info["mesh"]),
-            comparison: done.info["picture"],
-            comparison_plot: histories_figure(done.info["histories"]),
-            table: pd.DataFrame(done.info["table"]),
-            notes: text,
-        }
-
-    def run(cfg: mesh_fit.Config, pre: str, request: gr.Request):
-        yield from stream(
-            ctx,
-            panel,
-            "mesh-fit",
-            cfg,
-            preset=pre,
-            request=request,
-            tab="mesh_fit",
-            on_done=lambda done: on_done(done, request),
-        )
-
-    def fit(file_list, name, sd, out, pre, lvl, n_steps, rate, mom, wc, we, wn, wl, lap, request: gr.Request):
-        """/mesh_fit: one fit with the chosen weights; streams losses and renders of the current mesh."""
-        cfg = make_config(file_list, name, sd, out, pre, lvl, n_steps, rate, mom, wc, we, wn, wl, lap)
-        yield from run(cfg, pre, request)
-
-    def experiments(file_list, name, sd, out, pre, lvl, n_steps, rate, mom, wc, we, wn, wl, lap, request: gr.Request):
-        """/mesh_fit_experiments: no regulariser, edge only, all losses, one after the other, shown side by side."""
-        cfg = make_config(file_list, name, sd, out, pre, lvl, n_steps, rate, mom, wc, we, wn, wl, lap)
-        cfg = dataclasses.replace(cfg, experiment="book")
-        yield from run(cfg, pre, request)
-
-    def preset_values(pre: str) -> tuple[int, int]:
-        cfg = make_preset(mesh_fit.Config, pre or preset_default)
-        return cfg.ico_level, cfg.steps
-
-    preset.change(preset_values, preset, [level, steps], api_name=False)
-
-    inputs = [
-        files,
-        shape,
-        noise,
-        outliers,
-        preset,
-        level,
-        steps,
-        lr,
-        momentum,
-        w_chamfer,
-        w_edge,
-        w_normal,
-        w_laplacian,
-        laplacian,
-    ]
-    outputs = [*panel.outputs, viewer_state, comparison, comparison_plot, table, notes]
-    fit_btn.click(fit, inputs, outputs, api_name="mesh_fit", concurrency_id="gpu", concurrency_limit=1).then(
-        lambda path: path or gr.skip(), viewer_state, model, api_name=False
-    )
-    book_btn.click(
-        experiments, inputs, outputs, api_name="mesh_fit_experiments", concurrency_id="gpu", concurrency_limit=1
-    ).then(lambda path: path or gr.skip(), viewer_state, model, api_name=False)
-    # gr.Model3D in a tab that is not the first can render collapsed (gradio issue 7632): re-send on select.
-    tab.select(lambda m: m, model, model, api_name=False)
+    return MeshFitUI(panel, gr.State(None), comparison, comparison_plot, table, notes)

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
+import numpy as np
 
-from pipelines.core.config import make_preset
 from pipelines.core.device import default_preset
+from pipelines.core.events import Done
 from pipelines.nerf import pipeline as nerf
 
 from .context import AppContext
-from .stream import LATEX, run_panel, stop_button, stream, upload_path, viewer_file
-from .volume import DATA_KEYS, checked, data_overrides, data_preview_handler, data_section, given
+from .multiview_data import CAMERA_DISTANCE, ELEVATION_DEG, checked, data_overrides, data_section, given, wire_preview
+from .stream import stream
+from .widgets import (
+    LATEX,
+    RunPanel,
+    bind,
+    config_for,
+    gpu_click,
+    model3d,
+    refresh_on_select,
+    run_panel,
+    show_in_viewer,
+    stop_button,
+    upload_path,
+    user_errors,
+    viewer_file,
+)
 
 LESSON = r"""
 **A field instead of a grid.** NeRF replaces the voxel grid by a function: a small network
@@ -40,104 +59,140 @@ The density is zero outside a bound sphere, so only the samples inside it are ev
 """
 
 
+@dataclass
+class NerfUI:
+    """What /nerf updates besides the run panel: the orbit video, the checkpoint box (which /nerf_render reads),
+    the data-set JSON and the viewer's GLB."""
+
+    panel: RunPanel
+    video: gr.Video
+    checkpoint: gr.File
+    data_info: gr.JSON
+    viewer_state: gr.State
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [*self.panel.outputs, self.video, self.checkpoint, self.data_info, self.viewer_state]
+
+
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    preset_default = default_preset(ctx.device)
     with gr.Accordion("Lesson: radiance fields, harmonic embedding, Monte Carlo rays", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
-    w, show_rays, preview_btn, sheet, cams_plot, data_info = data_section(preset_default)
+    data = data_section(ctx)
+    wire_preview(ctx, data, nerf.Config, api_name=False)  # the same builder as /multiview in the Volume tab
+    train_inputs, train_button, panel, video, model = _train_controls(ctx)
+    checkpoint = _render_section(ctx)
+    viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see widgets.viewer_file)
+    ui = NerfUI(panel, video, checkpoint, data.data_info, viewer_state)
+    event = gpu_click(train_button, bind(train, ctx=ctx, ui=ui), [*data.inputs, *train_inputs], ui.outputs, "nerf")
+    show_in_viewer(event, viewer_state, model)
+    refresh_on_select(tab, model)
 
+
+def _train_controls(ctx: AppContext) -> tuple[list[Any], gr.Button, RunPanel, gr.Video, gr.Model3D]:
+    """Step 2: the field's settings (the inputs /nerf takes after the data's), Train and Stop, the run panel, the
+    orbit video and the mesh viewer."""
     gr.Markdown("### 2. Train the field")
     with gr.Row():
-        field = gr.Radio([("preset's", ""), ("book MLP", "mlp"), ("fast grid field", "grid")], value="", label="Field")
+        field_type = gr.Radio(
+            [("preset's", ""), ("book MLP", "mlp"), ("fast grid field", "grid")], value="", label="Field"
+        )
         steps = gr.Number(None, label="Steps (0: the preset's; book 3000)", precision=0)
-        lr = gr.Number(None, label="Learning rate (0: the preset's; book 0.001)")
-        rays = gr.Number(None, label="Rays per view per step (0: the preset's; book 750)", precision=0)
+        learning_rate = gr.Number(None, label="Learning rate (0: the preset's; book 0.001)")
+        rays_per_view = gr.Number(None, label="Rays per view per step (0: the preset's; book 750)", precision=0)
     with gr.Row():
-        train_btn = gr.Button("Train", variant="primary")
+        train_button = gr.Button("Train", variant="primary")
         stop_button(ctx, "nerf")
     panel = run_panel(preview_label="Held-out view: target | render | error")
     with gr.Row():
         video = gr.Video(label="Orbit video", interactive=False, height=320)
-        model = gr.Model3D(
-            label="Marching-cubes mesh", height=320, clear_color=(0.93, 0.93, 0.95, 1.0), elem_id="nerf-model3d"
-        )
-    viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see stream.viewer_file)
+        model = model3d("Marching-cubes mesh", "nerf-model3d", height=320)
+    return [field_type, steps, learning_rate, rays_per_view], train_button, panel, video, model
 
+
+def _render_section(ctx: AppContext) -> gr.File:
+    """Step 3: re-render a checkpoint from a new camera (/nerf_render); returns the checkpoint box."""
     gr.Markdown("### 3. Re-render a checkpoint")
     with gr.Row():
         with gr.Column(scale=1):
-            ckpt = gr.File(label="Checkpoint (.pt; filled in after training)", file_types=[".pt"])
-            azim = gr.Slider(-180, 180, value=30, step=1, label="Azimuth (°)")
-            elev = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)")
-            dist = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Distance")
-            size = gr.Number(None, label="Image size px (0: as trained)", precision=0)
-            render_btn = gr.Button("Render")
+            checkpoint = gr.File(label="Checkpoint (.pt; filled in after training)", file_types=[".pt"])
+            azimuth_deg = gr.Slider(-180, 180, value=30, step=1, label="Azimuth (°)")
+            elevation_deg = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)")
+            camera_distance = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Distance")
+            image_size = gr.Number(None, label="Image size px (0: as trained)", precision=0)
+            render_button = gr.Button("Render")
         with gr.Column(scale=2):
             rendered = gr.Image(label="Rendered view", interactive=False, height=320)
-
-    data_inputs = [w[k] for k in DATA_KEYS]
-    preview_btn.click(
-        data_preview_handler(ctx, nerf.Config),
-        [*data_inputs, show_rays],
-        [sheet, cams_plot, data_info],
-        api_name=False,  # the same builder as /multiview in the Volume tab
-        concurrency_id="gpu",
-        concurrency_limit=1,
+    gpu_click(
+        render_button,
+        bind(render, ctx=ctx),
+        [checkpoint, azimuth_deg, elevation_deg, camera_distance, image_size],
+        rendered,
+        api_name="nerf_render",
     )
+    return checkpoint
 
-    def train(object_, files, preset, n_views, image_size, elevation, distance, kind, n_steps, rate, n_rays, request: gr.Request):  # fmt: skip
-        """/nerf: streams progress, held-out previews and curves; video, mesh and checkpoint at the end."""
-        preset = preset or preset_default
-        values = data_overrides(object_, files, n_views, image_size, elevation, distance)
-        base = make_preset(nerf.Config, preset)
-        if kind and kind != base.field:
-            base = nerf.with_field(base, kind)
-        for key, value, cast in (("steps", n_steps, int), ("lr", rate, float), ("rays_per_image", n_rays, int)):
-            if given(value):
-                values[key] = cast(value)
-        cfg = dataclasses.replace(base, **values, device=str(ctx.device), max_upload_mb=ctx.max_upload_mb)
-        checked(nerf.check_config, cfg)
 
-        def on_done(done) -> dict:
-            glb = done.files.get("mesh_glb")
-            return {
-                video: str(done.files["video"]) if "video" in done.files else None,
-                ckpt: str(done.files["checkpoint"]),
-                data_info: done.info.get("data"),
-                viewer_state: viewer_file(ctx, request, glb) if glb else None,
-            }
+def train(
+    object_name: str,
+    mesh_files: Any = None,
+    preset: str | None = None,
+    n_views: float | None = None,
+    image_size: float | None = None,
+    elevation_deg: float = ELEVATION_DEG,
+    camera_distance: float = CAMERA_DISTANCE,
+    field_type: str = "",
+    steps: float | None = None,
+    learning_rate: float | None = None,
+    rays_per_view: float | None = None,
+    request: gr.Request | None = None,
+    *,
+    ctx: AppContext,
+    ui: NerfUI,
+) -> Iterator[dict[Any, Any]]:
+    """/nerf: streams progress, held-out previews and curves; video, mesh and checkpoint at the end."""
+    preset = preset or default_preset(ctx.device)
+    values = data_overrides(object_name, mesh_files, n_views, image_size, elevation_deg, camera_distance)
+    base = config_for(ctx, nerf.Config, preset)
+    if field_type and field_type != base.field:
+        base = nerf.with_field(base, field_type)
+    numbers = (("steps", steps, int), ("lr", learning_rate, float), ("rays_per_image", rays_per_view, int))
+    for key, value, cast in numbers:
+        if given(value):
+            values[key] = cast(value)
+    cfg = checked(nerf.check_config, dataclasses.replace(base, **values))
 
-        yield from stream(ctx, panel, "nerf", cfg, preset=preset, request=request, tab="nerf", on_done=on_done)
+    def on_done(done: Done) -> dict[Any, Any]:
+        glb = done.files.get("mesh_glb")
+        return {
+            ui.video: str(done.files["video"]) if "video" in done.files else None,
+            ui.checkpoint: str(done.files["checkpoint"]),
+            ui.data_info: done.info.get("data"),
+            ui.viewer_state: viewer_file(ctx, request, glb) if glb else None,
+        }
 
-    train_btn.click(
-        train,
-        [*data_inputs, field, steps, lr, rays],
-        [*panel.outputs, video, ckpt, data_info, viewer_state],
-        api_name="nerf",
-        concurrency_id="gpu",
-        concurrency_limit=1,
-    ).then(lambda path: path, viewer_state, model, api_name=False)
+    yield from stream(ctx, ui.panel, "nerf", cfg, preset=preset, request=request, tab="nerf", on_done=on_done)
 
-    def render(file, azimuth, elevation, distance, image_size):
-        """/nerf_render: one view of a saved field."""
-        path = upload_path(file)
-        if not path:
-            raise gr.Error("Upload a NeRF checkpoint (.pt), or train one above first.")
-        try:
-            return nerf.render_checkpoint(
-                path,
-                azimuth=float(azimuth),
-                elevation=float(elevation),
-                distance=float(distance),
-                image_size=int(image_size) if given(image_size) else None,
-                device=ctx.device,
-            )
-        except ValueError as err:
-            raise gr.Error(str(err), title="Cannot render this checkpoint") from None
 
-    render_btn.click(
-        render, [ckpt, azim, elev, dist, size], rendered, api_name="nerf_render", concurrency_id="gpu",
-        concurrency_limit=1,
-    )  # fmt: skip
-    # gr.Model3D in a tab that is not the first can render collapsed (gradio issue 7632): re-send on select.
-    tab.select(lambda m: m, model, model, api_name=False)
+@user_errors("Cannot render this checkpoint")
+def render(
+    checkpoint: Any,
+    azimuth_deg: float,
+    elevation_deg: float,
+    camera_distance: float,
+    image_size: float | None = None,
+    *,
+    ctx: AppContext,
+) -> np.ndarray:
+    """/nerf_render: one view of a saved field."""
+    path = upload_path(checkpoint)
+    if not path:
+        raise gr.Error("Upload a NeRF checkpoint (.pt), or train one above first.")
+    return nerf.render_checkpoint(
+        path,
+        azimuth=float(azimuth_deg),
+        elevation=float(elevation_deg),
+        distance=float(camera_distance),
+        image_size=int(image_size) if given(image_size) else None,
+        device=ctx.device,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from .widgets import (
     bind,
     config_for,
     gpu_click,
+    number_overrides,
     number_value,
     preset_radio,
     run_panel,
@@ -75,17 +76,6 @@ def parse_sizes(text: str | None) -> tuple[int, ...] | None:
 
 def sizes_text(sizes: tuple[int, ...]) -> str:
     return ", ".join(str(s) for s in sizes)
-
-
-def number_overrides(rows: Iterable[tuple[Any, str, str, float, float]], whole: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Config overrides from number boxes, given as (value, field, label, low, high) rows checked in turn (gr.Error).
-    Empty boxes are left out; the fields named in `whole` become ints."""
-    changes: dict[str, Any] = {}
-    for value, name, label, low, high in rows:
-        number = number_value(value, label, low, high)
-        if number is not None:
-            changes[name] = int(number) if name in whole else number
-    return changes
 
 
 def fit_overrides(
@@ -233,27 +223,27 @@ def pose_preset_values(preset: str | None, *, ctx: AppContext) -> tuple[Any, ...
 
 @user_errors("Check the target")
 def estimate(
-    mesh_files: Any,
-    target_source: str,
-    target_distance: float | None,
-    target_elevation_deg: float | None,
-    target_azimuth_deg: float | None,
-    target_image: np.ndarray | None,
-    target_mask: np.ndarray | None,
-    start_offset_deg: float | None,
-    use_start_pose: bool,
-    start_distance: float | None,
-    start_elevation_deg: float | None,
-    start_azimuth_deg: float | None,
-    loss: str,
-    preset: str | None,
-    steps: float | None,
-    learning_rate: float | None,
-    image_sizes: str | None,
-    faces_per_pixel: float | None,
-    patience: float | None,
-    stop_iou: float | None,
-    request: gr.Request,
+    mesh_files: Any = None,
+    target_source: str | None = None,
+    target_distance: float | None = None,
+    target_elevation_deg: float | None = None,
+    target_azimuth_deg: float | None = None,
+    target_image: np.ndarray | None = None,
+    target_mask: np.ndarray | None = None,
+    start_offset_deg: float | None = None,
+    use_start_pose: bool | None = None,
+    start_distance: float | None = None,
+    start_elevation_deg: float | None = None,
+    start_azimuth_deg: float | None = None,
+    loss: str | None = None,
+    preset: str | None = None,
+    steps: float | None = None,
+    learning_rate: float | None = None,
+    image_sizes: str | None = None,
+    faces_per_pixel: float | None = None,
+    patience: float | None = None,
+    stop_iou: float | None = None,
+    request: gr.Request | None = None,
     *,
     ctx: AppContext,
     ui: PoseUI,
@@ -347,16 +337,16 @@ def track_preset_values(preset: str | None, *, ctx: AppContext) -> tuple[Any, ..
 
 
 def track(
-    mesh_files: Any,
-    motion_path: str,
-    frames: float | None,
-    motion_per_frame_deg: float | None,
-    error_bound_deg: float | None,
-    loss: str,
-    preset: str | None,
-    steps_per_frame: float | None,
-    image_sizes: str | None,
-    request: gr.Request,
+    mesh_files: Any = None,
+    motion_path: str | None = None,
+    frames: float | None = None,
+    motion_per_frame_deg: float | None = None,
+    error_bound_deg: float | None = None,
+    loss: str | None = None,
+    preset: str | None = None,
+    steps_per_frame: float | None = None,
+    image_sizes: str | None = None,
+    request: gr.Request | None = None,
     *,
     ctx: AppContext,
     ui: TrackUI,

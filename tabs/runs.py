@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -11,6 +12,7 @@ from pipelines import REGISTRY
 from pipelines.core.runs import STATUSES
 
 from .context import AppContext
+from .widgets import bind
 
 COLUMNS = ["id", "pipeline", "preset", "source", "status", "device", "started", "duration_s", "metrics", "error"]
 ALL = "all"
@@ -53,6 +55,39 @@ def metric_figure(ctx: AppContext, run_ids: list[str], metric: str) -> go.Figure
     return fig
 
 
+def list_runs(pipeline: str, status: str, *, ctx: AppContext) -> tuple[list[list], gr.Dropdown]:
+    """/runs_list: the recorded runs of a pipeline with a status ("all": any), and the metric names they logged."""
+    rows = table(ctx, pipeline, status)
+    names = ctx.store.metric_names([r[0] for r in rows])
+    return rows, gr.Dropdown(choices=names)
+
+
+def plot_metric(pipeline: str, status: str, metric: str, *, ctx: AppContext) -> go.Figure:
+    """/runs_plot: one metric's history across the listed runs."""
+    if not metric:
+        raise gr.Error("Pick a metric first.")
+    return metric_figure(ctx, [r[0] for r in table(ctx, pipeline, status)], metric)
+
+
+def bundle_run(run_id: str, request: gr.Request, *, ctx: AppContext) -> str:
+    """/runs_bundle: a run as a zip (config, metrics and artifacts) in the session's folder."""
+    run_id = (run_id or "").strip()
+    try:
+        ctx.store.get(run_id)
+    except KeyError:
+        raise gr.Error(f"No run with id {run_id!r}: copy an id from the table.") from None
+    return str(ctx.store.bundle(run_id, ctx.session_dir(getattr(request, "session_hash", None)) / "bundles"))
+
+
+def selected_run_id(event: gr.SelectData, rows: Any) -> str:
+    """The id of the table row the user clicked, for the bundle box."""
+    row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+    try:
+        return str(rows.iloc[row, 0])
+    except Exception:  # noqa: BLE001 - a click outside the data fills nothing
+        return ""
+
+
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     gr.Markdown("Every run from the app or the CLI is recorded here (SQLite under the data dir) and survives restarts.")
     with gr.Row():
@@ -71,33 +106,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         bundle_btn = gr.Button("Download bundle (zip)")
     bundle = gr.File(label="Run bundle", interactive=False)
 
-    def _list(p: str, s: str):
-        rows = table(ctx, p, s)
-        names = ctx.store.metric_names([r[0] for r in rows])
-        return rows, gr.Dropdown(choices=names)
-
-    def _plot(p: str, s: str, m: str) -> go.Figure:
-        if not m:
-            raise gr.Error("Pick a metric first.")
-        return metric_figure(ctx, [r[0] for r in table(ctx, p, s)], m)
-
-    def _bundle(rid: str, request: gr.Request) -> str:
-        rid = (rid or "").strip()
-        try:
-            ctx.store.get(rid)
-        except KeyError:
-            raise gr.Error(f"No run with id {rid!r}: copy an id from the table.") from None
-        return str(ctx.store.bundle(rid, ctx.session_dir(getattr(request, "session_hash", None)) / "bundles"))
-
-    def _select(evt: gr.SelectData, rows) -> str:
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        try:
-            return str(rows.iloc[row, 0])
-        except Exception:  # noqa: BLE001 - a click outside the data fills nothing
-            return ""
-
+    listing = bind(list_runs, ctx=ctx)
     for trigger in (refresh.click, pipeline.change, status.change, tab.select):
-        trigger(_list, [pipeline, status], [runs, metric], api_name="runs_list" if trigger == refresh.click else False)
-    plot_btn.click(_plot, [pipeline, status, metric], plot, api_name="runs_plot")
-    bundle_btn.click(_bundle, run_id, bundle, api_name="runs_bundle")
-    runs.select(_select, runs, run_id)
+        trigger(
+            listing, [pipeline, status], [runs, metric], api_name="runs_list" if trigger == refresh.click else False
+        )
+    plot_btn.click(bind(plot_metric, ctx=ctx), [pipeline, status, metric], plot, api_name="runs_plot")
+    bundle_btn.click(bind(bundle_run, ctx=ctx), run_id, bundle, api_name="runs_bundle")
+    runs.select(selected_run_id, runs, run_id, api_name=False)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import html
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -19,68 +15,9 @@ from pipelines.core.events import Done, Preview, Progress
 from pipelines.core.runner import Run
 
 from .context import AppContext
+from .widgets import RunPanel, format_seconds, progress_html
 
 Updates = dict[Any, Any]
-
-
-@dataclass
-class RunPanel:
-    """The widgets every long-running tab shows. Create with `run_panel()` inside a Blocks context."""
-
-    status: gr.HTML
-    preview: gr.Image | None
-    curves: gr.Plot | None
-    metrics: gr.JSON
-    files: gr.File
-
-    @property
-    def outputs(self) -> list[Any]:
-        return [c for c in (self.status, self.preview, self.curves, self.metrics, self.files) if c is not None]
-
-
-LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-"""The delimiters every lesson's gr.Markdown uses: $$ display $$ and $ inline $."""
-
-
-def upload_paths(files: Any) -> tuple[str, ...]:
-    """The paths of a gr.File value (one file, a list, or dicts with a path), in order; () when empty."""
-    if not files:
-        return ()
-    items = files if isinstance(files, list) else [files]
-    return tuple(str(f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) for f in items if f)
-
-
-def upload_path(file: Any) -> str | None:
-    """The first path of a gr.File value, or None."""
-    paths = upload_paths(file)
-    return paths[0] if paths else None
-
-
-def run_panel(*, preview: bool = True, curves: bool = True, preview_label: str = "Live preview") -> RunPanel:
-    status = gr.HTML(progress_html(0, 0, "Ready.", None, "idle"), elem_classes=["studio-status"])
-    with gr.Row():
-        image = gr.Image(label=preview_label, type="numpy", interactive=False, height=320) if preview else None
-        plot = gr.Plot(label="Loss and metric curves") if curves else None
-    metrics = gr.JSON(label="Final metrics")
-    files = gr.File(label="Downloads", file_count="multiple", interactive=False)
-    return RunPanel(status, image, plot, metrics, files)
-
-
-def progress_html(step: int, total: int, message: str, eta_s: float | None, state: str = "running") -> str:
-    """A progress bar with step count, ETA and the latest message (state: running, done, stopped, failed)."""
-    frac = 0.0 if total <= 0 else min(1.0, step / total)
-    eta = "" if eta_s is None else f" · ETA {format_seconds(eta_s)}"
-    count = f"{step}/{total}" if total else ""
-    return (
-        f'<div class="studio-progress" data-state="{state}">'
-        f'<div class="studio-bar"><div class="studio-fill" style="width:{frac * 100:.1f}%"></div></div>'
-        f'<div class="studio-text">{html.escape(state)} {count}{eta} · {html.escape(message)}</div></div>'
-    )
-
-
-def format_seconds(s: float) -> str:
-    s = max(0.0, s)
-    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
 def curves_figure(history: dict[str, tuple[list[int], list[float]]], title: str = "") -> go.Figure:
@@ -101,6 +38,54 @@ def curves_figure(history: dict[str, tuple[list[int], list[float]]], title: str 
     return fig
 
 
+@dataclass
+class _Folded:
+    """What a run has reported so far: step, total, latest message, curves, and updates not yet sent."""
+
+    step: int = 0
+    total: int = 0
+    message: str = "starting"
+    history: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    pending: Updates = field(default_factory=dict)
+
+    def progress(self, event: Progress) -> None:
+        self.step, self.total, self.message = event.step, event.total, event.message or self.message
+        for key, value in event.losses.items():
+            steps, values = self.history.setdefault(key, ([], []))
+            steps.append(event.step)
+            values.append(float(value))
+
+    def preview(self, event: Preview, panel: RunPanel, on_preview: Callable[[Preview], Updates] | None) -> None:
+        if panel.preview is not None and event.image is not None:
+            self.pending[panel.preview] = event.image
+        if event.caption:
+            self.message = event.caption
+        if on_preview is not None:
+            self.pending.update(on_preview(event))
+
+
+def _done_updates(
+    folded: _Folded,
+    event: Done,
+    panel: RunPanel,
+    run_id: str,
+    elapsed: float,
+    on_done: Callable[[Done], Updates] | None,
+) -> Updates:
+    total = folded.total or 1
+    updates: Updates = {
+        panel.status: progress_html(total, total, f"Done in {format_seconds(elapsed)}. Run {run_id}.", 0.0, "done"),
+        panel.metrics: {"run_id": run_id, **event.metrics},
+        panel.files: [str(p) for p in event.files.values()] or None,
+    }
+    if panel.curves is not None and folded.history:
+        updates[panel.curves] = curves_figure(folded.history)
+    updates.update(folded.pending)
+    if on_done is not None:
+        updates.update(on_done(event))
+    return updates
+
+
 def stream(
     ctx: AppContext,
     panel: RunPanel,
@@ -119,69 +104,35 @@ def stream(
     The tab's Stop button sets the session's stop flag; the run is closed at its next event, recorded as
     stopped, and the panel says so. User errors (ValueError and subclasses) become `gr.Error` messages.
     """
-    session = getattr(request, "session_hash", None)
-    flag = ctx.stop_flag(session, tab)
+    flag = ctx.stop_flag(getattr(request, "session_hash", None), tab)
     flag.clear()
     run = Run(name, pipelines.get(name).run, cfg, ctx.store, ctx.runs_dir, preset=preset, source="ui")
     events = iter(run)
-    history: dict[str, tuple[list[int], list[float]]] = {}
-    start = time.monotonic()
-    last_emit = 0.0
-    step, total, message = 0, 0, "starting"
-    pending: Updates = {}
+    folded, start, last_emit = _Folded(), time.monotonic(), 0.0
     yield {panel.status: progress_html(0, 0, f"Run {run.id} started", None), panel.files: None, panel.metrics: None}
     try:
         for event in events:
             if flag.is_set():
                 events.close()
-                yield {
-                    panel.status: progress_html(
-                        step,
-                        total,
-                        f"Stopped by you at step {step}. Run {run.id} is recorded as stopped.",
-                        None,
-                        "stopped",
-                    )
-                }
+                stopped = f"Stopped by you at step {folded.step}. Run {run.id} is recorded as stopped."
+                yield {panel.status: progress_html(folded.step, folded.total, stopped, None, "stopped")}
                 return
             if isinstance(event, Progress):
-                step, total, message = event.step, event.total, event.message or message
-                for key, value in event.losses.items():
-                    steps, values = history.setdefault(key, ([], []))
-                    steps.append(event.step)
-                    values.append(float(value))
+                folded.progress(event)
             elif isinstance(event, Preview):
-                if panel.preview is not None and event.image is not None:
-                    pending[panel.preview] = event.image
-                if event.caption:
-                    message = event.caption
-                if on_preview is not None:
-                    pending.update(on_preview(event))
+                folded.preview(event, panel, on_preview)
             elif isinstance(event, Done):
-                elapsed = time.monotonic() - start
-                updates: Updates = {
-                    panel.status: progress_html(
-                        total or 1, total or 1, f"Done in {format_seconds(elapsed)}. Run {run.id}.", 0.0, "done"
-                    ),
-                    panel.metrics: {"run_id": run.id, **event.metrics},
-                    panel.files: [str(p) for p in event.files.values()] or None,
-                }
-                if panel.curves is not None and history:
-                    updates[panel.curves] = curves_figure(history)
-                updates.update(pending)
-                if on_done is not None:
-                    updates.update(on_done(event))
-                yield updates
+                yield _done_updates(folded, event, panel, run.id, time.monotonic() - start, on_done)
                 return
             now = time.monotonic()
             if now - last_emit >= min_interval_s:
-                elapsed = now - start
-                eta = elapsed / step * (total - step) if step and total else None
-                pending[panel.status] = progress_html(step, total, message, eta)
-                if panel.curves is not None and history:
-                    pending[panel.curves] = curves_figure(history)
-                yield pending
-                pending, last_emit = {}, now
+                step, total = folded.step, folded.total
+                eta = (now - start) / step * (total - step) if step and total else None
+                folded.pending[panel.status] = progress_html(step, total, folded.message, eta)
+                if panel.curves is not None and folded.history:
+                    folded.pending[panel.curves] = curves_figure(folded.history)
+                yield folded.pending
+                folded.pending, last_emit = {}, now
     except gr.Error:
         raise
     except ValueError as err:
@@ -190,29 +141,3 @@ def stream(
         raise gr.Error(f"{type(err).__name__}: {err}", title=f"{name} failed") from None
     finally:
         events.close()
-
-
-def stop_button(ctx: AppContext, tab: str) -> gr.Button:
-    """A Stop button that sets the session's stop flag for `tab` (outside the GPU queue, so it acts at once)."""
-    button = gr.Button("Stop", variant="stop")
-
-    def _stop(request: gr.Request) -> None:
-        ctx.stop_flag(getattr(request, "session_hash", None), tab).set()
-
-    button.click(_stop, None, None, queue=False, api_name=f"{tab}_stop")
-    return button
-
-
-def viewer_file(ctx: AppContext, request: gr.Request | None, path: str | Path) -> str:
-    """A copy of `path` in the session's folder, for a 3D viewer (viewer files are kept per session).
-
-    Hand it to the `gr.Model3D` through a `gr.State` and a chained `.then(lambda p: p, state, model)`: when a
-    streaming (generator) event updates a Model3D together with other outputs such as a `gr.File`, Gradio 6.31
-    leaves the viewer empty (no canvas); a plain chained event shows it.
-    """
-    src = Path(path)
-    dest_dir = ctx.session_dir(getattr(request, "session_hash", None)) / "viewer"
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / f"{uuid.uuid4().hex[:8]}-{src.name}"
-    shutil.copyfile(src, dest)
-    return str(dest)

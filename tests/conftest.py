@@ -74,3 +74,12 @@ def app_server(tmp_path_factory):
         yield f"http://127.0.0.1:{port}/", ctx
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_server):
+    """One gradio_client Client on the launched app, shared by every test that calls an endpoint."""
+    from gradio_client import Client
+
+    url, _ = app_server
+    return Client(url, verbose=False)

@@ -1,8 +1,7 @@
 """Mesh fitting: deform an ico-sphere onto a target point cloud or mesh by chamfer distance plus edge, normal and
 Laplacian regularisers (the book's chapter 3), with the book's three experiments side by side.
 
-The targets live in `targets`, the fit loop in `fit`, its pictures in `previews` and the mesh files in `export`;
-their public names are re-exported here for callers of this module.
+The targets live in `targets`, the fit loop in `fit`, its pictures in `previews` and the mesh files in `export`.
 """
 
 from __future__ import annotations
@@ -19,39 +18,14 @@ import torch
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
 from pipelines.mesh_fit.export import export_mesh, write_live_mesh
-from pipelines.mesh_fit.fit import FitResult, edge_length_cv, fit
+from pipelines.mesh_fit.fit import FitResult, fit
 from pipelines.mesh_fit.previews import label, render_mesh, render_points
 from pipelines.mesh_fit.targets import (
     MIN_POINTS,
-    TARGETS,
     PointTarget,
-    check_points,
     corrupt,
     load_target,
-    target_from_arrays,
 )
-
-__all__ = [
-    "BOOK_EXPERIMENTS",
-    "EXPERIMENTS",
-    "EXPORTS",
-    "LAPLACIANS",
-    "MIN_POINTS",
-    "TARGETS",
-    "Config",
-    "FitResult",
-    "PointTarget",
-    "check_points",
-    "corrupt",
-    "edge_length_cv",
-    "export_mesh",
-    "load_target",
-    "render_mesh",
-    "render_points",
-    "run",
-    "target_from_arrays",
-    "validate",
-]
 
 LAPLACIANS = ("uniform", "cot", "cotcurv")
 EXPERIMENTS = ("single", "book")

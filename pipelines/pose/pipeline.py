@@ -27,11 +27,8 @@ from pipelines.pose.fit import FitOptions, FitStep, fit_camera
 from pipelines.pose.meshes import load_mesh
 from pipelines.pose.pictures import panel, write_videos
 from pipelines.pose.scene import Scene, Target
-from pipelines.pose.settings import LOSSES, PoseOptimSettings, fit_options, validate_optim
+from pipelines.pose.settings import PoseOptimSettings, fit_options, validate_optim
 from pipelines.pose.targets import image_target, read_image_and_mask, render_target
-
-# Kept importable from here for callers outside the package (tabs/pose.py); new code imports from the modules above.
-__all__ = ["LOSSES", "Config", "read_image_and_mask", "run", "validate"]
 
 
 @dataclass(frozen=True)

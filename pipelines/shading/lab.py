@@ -1,8 +1,7 @@
 """The Shading lab's maths: renders, G-buffers, the ambient/diffuse/specular split, A/B comparisons and turntables.
 
 Everything takes a `Meshes` and a `RenderSettings` and returns float images in [0, 1], (N, H, W, 3) unless said.
-The settings and the memory guard live in `settings`, the meshes in `meshes`, the PyTorch3D scene in `scene`;
-their public names are re-exported here for callers of this module.
+The settings and the memory guard live in `settings`, the meshes in `meshes`, the PyTorch3D scene in `scene`.
 """
 
 from __future__ import annotations
@@ -22,40 +21,10 @@ from pytorch3d.structures import Meshes
 
 from pipelines.render.factories import is_soft, raster_bytes
 from pipelines.render.images import colormap, id_colors
-from pipelines.shading.meshes import MESH_EXTS, load_mesh, load_mesh_with_notes, mesh_choices
 from pipelines.shading.scene import Scene, build_scene, prepare_mesh, rasterize
 from pipelines.shading.settings import (
-    MAX_FACES_PER_PIXEL,
-    MAX_IMAGE_SIZE,
-    OVERFLOW_MODES,
-    MemoryBudgetError,
     RenderSettings,
-    guard_memory,
 )
-
-__all__ = [
-    "MAX_FACES_PER_PIXEL",
-    "MAX_IMAGE_SIZE",
-    "MESH_EXTS",
-    "OVERFLOW_MODES",
-    "MemoryBudgetError",
-    "RenderResult",
-    "RenderSettings",
-    "Scene",
-    "buffers",
-    "build_scene",
-    "compare",
-    "guard_memory",
-    "load_mesh",
-    "load_mesh_with_notes",
-    "mesh_choices",
-    "prepare_mesh",
-    "raster_bytes",
-    "rasterize",
-    "render",
-    "shading_terms",
-    "turntable",
-]
 
 
 @dataclass

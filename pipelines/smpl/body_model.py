@@ -15,34 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines.smpl.layout import JOINT_NAMES, MAX_VERTICES, NUM_JOINTS, REQUIRED_KEYS, BodyModelError
+from pipelines.smpl.layout import MAX_VERTICES, NUM_JOINTS, REQUIRED_KEYS, BodyModelError
 from pipelines.smpl.lbs import lbs
 from pipelines.smpl.model_files import (
     PROCEDURAL,
     PROCEDURAL_PATH,
     dense,
-    find_models,
-    model_in_use,
     read_model_file,
     resolve_model_path,
 )
-from pipelines.smpl.procedural_body import SHAPE_NAMES, build_procedural_body
-
-# This module's names, and (re-exported) those the SMPL tab takes from here: JOINT_NAMES, PROCEDURAL, SHAPE_NAMES,
-# BodyModelError (what `load` raises), find_models and model_in_use.
-__all__ = [
-    "JOINT_NAMES",
-    "PROCEDURAL",
-    "SHAPE_NAMES",
-    "BodyModel",
-    "BodyModelError",
-    "find_models",
-    "from_arrays",
-    "load",
-    "load_body_model",
-    "model_in_use",
-    "parents_from_kintree",
-]
+from pipelines.smpl.procedural_body import build_procedural_body
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,7 @@ from pipelines.smpl import body_model
 from pipelines.smpl.body_views import SKIN, export_obj, heat_colors, pose_view, render_views
 from pipelines.smpl.layout import JOINT_NAMES
 from pipelines.smpl.model_files import OFFICIAL_MODEL_NAMES, model_in_use
-from pipelines.smpl.poses import POSE_PRESETS, joint_index, parse_betas, parse_pose, preset_pose
-
-# This module's names, and (re-exported) those the SMPL tab takes from here: POSE_PRESETS, parse_betas, parse_pose,
-# pose_view and preset_pose.
-__all__ = [
-    "EXPORTS",
-    "OPTIONAL_FILES",
-    "POSE_PRESETS",
-    "Config",
-    "health_notes",
-    "parse_betas",
-    "parse_pose",
-    "pose_view",
-    "preset_pose",
-    "run",
-]
+from pipelines.smpl.poses import joint_index, parse_betas, parse_pose, preset_pose
 
 EXPORTS = ("glb", "obj")
 OPTIONAL_FILES = {"SMPL body model": OFFICIAL_MODEL_NAMES}

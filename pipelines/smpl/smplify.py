@@ -30,9 +30,6 @@ from pipelines.smpl.smplify_pictures import display_background, draw_keypoints, 
 from pipelines.smpl.smplify_results import write_results
 from pipelines.smpl.smplify_synthetic import Synthetic, make_synthetic, synthetic_photo
 
-# This module's names, and (re-exported) `load_upload`, which the SMPL tab takes from here.
-__all__ = ["OPTIONAL_FILES", "SOURCES", "Config", "load_upload", "run"]
-
 SOURCES = ("synthetic", "upload")
 OPTIONAL_FILES = {"SMPLify GMM pose prior": PRIOR_FILE_NAMES}
 """Files an operator may put in --models-dir for this pipeline (the Health panel collects them)."""

@@ -6,8 +6,7 @@ on a black background (as in the book); silhouettes are 0/1 masks of the same si
 
 This module builds the data (with a per-process cache of built-in objects, and the DDP broadcast); the types live
 in `multiview_data`, the objects in `multiview_objects`, the rendering and rays in `multiview_render`, the
-pictures in `multiview_figures` and the generator helpers in `generators`. Their public names are re-exported
-here for callers of this module.
+pictures in `multiview_figures` and the generator helpers in `generators`.
 """
 
 from __future__ import annotations
@@ -24,53 +23,17 @@ from pytorch3d.renderer import FoVPerspectiveCameras
 from pytorch3d.structures import Meshes
 
 from pipelines.render.mesh_convert import texture_to_vertex_colors
-from pipelines.train.generators import finish, relay
+from pipelines.train.generators import finish
 from pipelines.train.multiview_data import (
     FOV_DEG,
-    MAX_IMAGE_SIZE,
-    MAX_VIEWS,
-    MIN_IMAGE_SIZE,
-    OBJECTS,
     DataConfig,
     MultiviewData,
     check_data_config,
     split_indices,
     view_azimuths,
 )
-from pipelines.train.multiview_figures import cameras_figure, contact_sheet, rays_figure_traces, summary
-from pipelines.train.multiview_objects import blob_mesh, blob_texture, load_object
-from pipelines.train.multiview_render import ray_grid, render_views, render_views_steps, view_cameras
-
-__all__ = [
-    "FOV_DEG",
-    "MAX_IMAGE_SIZE",
-    "MAX_VIEWS",
-    "MIN_IMAGE_SIZE",
-    "OBJECTS",
-    "DataConfig",
-    "MultiviewData",
-    "blob_mesh",
-    "blob_texture",
-    "build",
-    "build_from_mesh_steps",
-    "build_shared",
-    "build_steps",
-    "cameras_figure",
-    "check_data_config",
-    "contact_sheet",
-    "empty_like_config",
-    "finish",
-    "load_object",
-    "ray_grid",
-    "rays_figure_traces",
-    "relay",
-    "render_views",
-    "render_views_steps",
-    "split_indices",
-    "summary",
-    "view_azimuths",
-    "view_cameras",
-]
+from pipelines.train.multiview_objects import load_object
+from pipelines.train.multiview_render import render_views_steps, view_cameras
 
 
 def build(cfg: DataConfig, device: torch.device, stage_dir: Path | None = None) -> MultiviewData:

@@ -35,9 +35,10 @@ def test_config_shape(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_tiny_run_contract(name, tmp_path):
+def test_tiny_run_contract(name, device, tmp_path):
+    """Over the devices present: CPU always, CUDA when there is one."""
     module = pipelines.get(name)
-    cfg = dataclasses.replace(module.Config.tiny(), out_dir=tmp_path / "out", device="cpu")
+    cfg = dataclasses.replace(module.Config.tiny(), out_dir=tmp_path / "out", device=str(device))
     events = list(module.run(cfg))
     done = [e for e in events if isinstance(e, Done)]
     assert len(done) == 1 and isinstance(events[-1], Done)

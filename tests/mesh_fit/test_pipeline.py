@@ -240,14 +240,6 @@ def test_empty_point_cloud_upload(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def client(app_server):
-    from gradio_client import Client
-
-    url, _ = app_server
-    return Client(url, verbose=False)
-
-
 def _tab_inputs(files, steps: int) -> tuple:
     # files, target, noise, outliers, preset, ico level, steps, lr, momentum, w_chamfer, w_edge, w_normal, w_lap, lap
     return (files, "figure", 0.01, 0.02, "tiny", 2, steps, 1.0, 0.9, 1.0, 1.0, 0.01, 0.1, "uniform")

@@ -183,12 +183,11 @@ def _assert_outward(path) -> None:
     assert len(mesh.split(only_watertight=False)) <= 3
 
 
-def test_endpoints_nerf_and_nerf_render(app_server, tmp_path):
+def test_endpoints_nerf_and_nerf_render(client, tmp_path):
     """/nerf trains a tiny field and returns its checkpoint; /nerf_render re-renders it; a corrupt file is refused."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    client = Client(app_server[0], verbose=False)
     outputs = list(client.submit("blob", [], "tiny", None, None, 15, 2.7, "", 15, None, None, api_name="/nerf"))
     status, _, _, metrics, files, _, ckpt, data = outputs[-1]
     assert "done" in status and np.isfinite(metrics["psnr_heldout"]) and data["views"] == 12

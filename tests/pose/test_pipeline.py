@@ -139,14 +139,6 @@ def test_memory_guard_passes_the_presets_and_refuses_oversized_tracking():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def client(app_server):
-    from gradio_client import Client
-
-    url, _ = app_server
-    return Client(url, verbose=False)
-
-
 def _pose_inputs(source: str, image=None, mask=None) -> tuple:
     # mesh files, source, hidden distance/elevation/azimuth, image, mask, start offset, explicit start?, start
     # distance/elevation/azimuth, loss, preset, steps, lr, sizes, faces per pixel, patience, stop IoU

@@ -9,8 +9,9 @@ from pytorch3d.structures import join_meshes_as_batch
 
 from pipelines.render.procedural import procedural_mesh
 from pipelines.render.tiled_raster import TiledMeshRasterizer, tile_size
-from pipelines.shading import lab as shading
-from pipelines.shading.lab import RenderSettings
+from pipelines.shading.meshes import load_mesh
+from pipelines.shading.scene import build_scene
+from pipelines.shading.settings import RenderSettings
 
 CASES = {
     "hard": ("ico-sphere", RenderSettings(image_size=96)),
@@ -21,7 +22,7 @@ CASES = {
 
 
 def both(meshes, settings):
-    scene = shading.build_scene(settings, n=len(meshes))
+    scene = build_scene(settings, n=len(meshes))
     ref = MeshRasterizer(scene.cameras, scene.raster)(meshes)
     new = TiledMeshRasterizer(scene.cameras, scene.raster)(meshes)
     return ref, new
@@ -31,7 +32,7 @@ def both(meshes, settings):
 def test_tiled_fragments_match_the_library(case):
     name, settings = CASES[case]
     assert tile_size(settings.image_size) > 0  # the tiled path really runs
-    ref, new = both(shading.load_mesh(name), settings)
+    ref, new = both(load_mesh(name), settings)
     assert new.pix_to_face.shape == ref.pix_to_face.shape
     same = ref.pix_to_face == new.pix_to_face
     assert same.float().mean() > 0.9995  # ties between equally near faces may order differently
@@ -51,7 +52,7 @@ def test_tiled_batch_of_different_meshes():
 def test_tiled_gradients_match_the_library():
     mesh = procedural_mesh("ico-sphere", level=2)
     settings = RenderSettings.book_soft(image_size=64, faces_per_pixel=6, shader="soft-silhouette")
-    scene = shading.build_scene(settings)
+    scene = build_scene(settings)
     grads = []
     for cls in (MeshRasterizer, TiledMeshRasterizer):
         shift = torch.tensor([0.05, -0.02, 0.0], requires_grad=True)

@@ -127,7 +127,7 @@ def test_buffers_are_pictures_of_the_fragments(sphere, device):
     assert torch.allclose(bary[covered].sum(-1), torch.ones(int(covered.sum()), device=device), atol=1e-4)
     assert bary[~covered].abs().max() == 0
     lo, hi = out["summary"]["depth_range"]
-    assert 0 < lo < hi < shading.RenderSettings().dist + 1.5
+    assert 0 < lo < hi < RenderSettings().dist + 1.5
 
 
 def test_shaders_differ_and_render_every_mesh(device):

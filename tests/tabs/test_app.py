@@ -42,14 +42,6 @@ def test_parse_args_defaults():
     assert (args.port, args.auth, args.max_upload_mb, args.models_dir) == (9000, "a:b", 5.0, "/m")
 
 
-@pytest.fixture(scope="module")
-def client(app_server):
-    from gradio_client import Client
-
-    url, _ = app_server
-    return Client(url, verbose=False)
-
-
 def inspect_call(client, *paths: Path, n_points: int = 200, exports: tuple[str, ...] = ()):
     from gradio_client import handle_file
 

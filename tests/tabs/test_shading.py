@@ -30,14 +30,6 @@ def test_tab_builds_with_its_endpoints(tmp_path):
     assert "Shading lab" in labels
 
 
-@pytest.fixture(scope="module")
-def client(app_server):
-    from gradio_client import Client
-
-    url, _ = app_server
-    return Client(url, verbose=False)
-
-
 def as_dict(value):
     return value if isinstance(value, dict) else json.loads(value)
 

@@ -10,7 +10,8 @@ import pytest
 
 import app
 from pipelines.inspect.pipeline import Config
-from tabs.stream import progress_html, run_panel, stream
+from tabs.stream import stream
+from tabs.widgets import progress_html, run_panel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 

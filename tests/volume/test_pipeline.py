@@ -100,12 +100,10 @@ def _assert_outward(path) -> None:
     assert len(mesh.split(only_watertight=False)) <= 3
 
 
-def test_endpoints_multiview_and_volume(app_server):
+def test_endpoints_multiview_and_volume(client):
     """/multiview previews the data with cameras and rays; /volume streams a tiny run; bad input is a message."""
-    from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    client = Client(app_server[0], verbose=False)
     sheet, fig, info = client.predict("blob", [], "tiny", None, None, 15, 2.7, True, api_name="/multiview")
     assert Path(sheet).is_file() and info["views"] == 12 and info["held_out_views"] == [2, 6, 10]
     assert "rays" in json.dumps(fig)

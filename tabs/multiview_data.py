@@ -1,0 +1,173 @@
+"""Step 1 of the Volume and NeRF tabs: the multi-view data widgets, their config overrides and the data preview
+(/multiview)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from pipelines.train import multiview
+from pipelines.train.multiview_data import OBJECTS, check_data_config
+from pipelines.train.multiview_figures import cameras_figure, contact_sheet, summary
+
+from .context import AppContext
+from .widgets import MESH_WITH_TEXTURE_TYPES, bind, config_for, gpu_click, preset_radio, upload_box, upload_paths
+
+ELEVATION_DEG = 15.0
+"""The cameras' elevation a tab starts with."""
+CAMERA_DISTANCE = 2.7
+"""The cameras' distance from the object's centre a tab starts with."""
+PRESET_LABEL = "Preset (tiny: seconds; quick: about a minute on a CPU; full: the book's settings)"
+
+
+@dataclass
+class DataSection:
+    """The multi-view data widgets (empty numbers mean the preset's value), the ray-sampler switch, the preview
+    button, and what the preview shows: the views sheet, the cameras plot and the data-set JSON."""
+
+    object_name: gr.Dropdown
+    mesh_files: gr.File
+    preset: gr.Radio
+    n_views: gr.Number
+    image_size: gr.Number
+    elevation_deg: gr.Slider
+    camera_distance: gr.Slider
+    show_rays: gr.Checkbox
+    preview_button: gr.Button
+    sheet: gr.Image
+    cameras_plot: gr.Plot
+    data_info: gr.JSON
+
+    @property
+    def inputs(self) -> list[Any]:
+        """The data widgets, in the order every endpoint of the Volume and NeRF tabs takes them first."""
+        return [
+            self.object_name,
+            self.mesh_files,
+            self.preset,
+            self.n_views,
+            self.image_size,
+            self.elevation_deg,
+            self.camera_distance,
+        ]
+
+
+def data_section(ctx: AppContext) -> DataSection:
+    """Lays out step 1 of the Volume and NeRF tabs: the data widgets, ray-sampler switch, preview button, views
+    sheet, cameras plot and data-set JSON."""
+    with gr.Row():
+        with gr.Column(scale=1):
+            gr.Markdown("### 1. Multi-view data")
+            object_name = gr.Dropdown(list(OBJECTS), value="blob", label="Object (when nothing is uploaded)")
+            mesh_files = upload_box(
+                "…or upload a mesh: OBJ (+MTL, texture), PLY, GLB, STL, OFF, or a zip", MESH_WITH_TEXTURE_TYPES
+            )
+            preset = preset_radio(ctx, PRESET_LABEL)
+            with gr.Row():
+                n_views = gr.Number(None, label="Views (0: the preset's)", precision=0)
+                image_size = gr.Number(None, label="Image size px (0: the preset's)", precision=0)
+            with gr.Row():
+                elevation_deg = gr.Slider(-60, 60, value=ELEVATION_DEG, step=1, label="Elevation (°)")
+                camera_distance = gr.Slider(1.5, 6.0, value=CAMERA_DISTANCE, step=0.1, label="Camera distance")
+            show_rays = gr.Checkbox(False, label="Show the ray sampler (rays and samples of camera 0)")
+            preview_button = gr.Button("Preview the data")
+        with gr.Column(scale=2):
+            sheet = gr.Image(label="Views (top) and silhouettes; held-out views framed orange", interactive=False)
+            cameras_plot = gr.Plot(label="Cameras (blue: training, orange: held out)")
+    with gr.Accordion("Data set details", open=False):
+        data_info = gr.JSON(label="Data set")
+    return DataSection(
+        object_name,
+        mesh_files,
+        preset,
+        n_views,
+        image_size,
+        elevation_deg,
+        camera_distance,
+        show_rays,
+        preview_button,
+        sheet,
+        cameras_plot,
+        data_info,
+    )
+
+
+def wire_preview(ctx: AppContext, data: DataSection, config_cls: type, api_name: str | bool) -> None:
+    """Wires the preview button to `preview_data` with the tab's Config (the Volume tab serves it as /multiview)."""
+    gpu_click(
+        data.preview_button,
+        bind(preview_data, ctx=ctx, config_cls=config_cls),
+        [*data.inputs, data.show_rays],
+        [data.sheet, data.cameras_plot, data.data_info],
+        api_name=api_name,
+    )
+
+
+def preview_data(
+    object_name: str,
+    mesh_files: Any = None,
+    preset: str | None = None,
+    n_views: float | None = None,
+    image_size: float | None = None,
+    elevation_deg: float = ELEVATION_DEG,
+    camera_distance: float = CAMERA_DISTANCE,
+    show_rays: bool = False,
+    *,
+    ctx: AppContext,
+    config_cls: type,
+) -> tuple[Any, Any, dict]:
+    """/multiview: renders the views and returns (contact sheet, cameras figure, data-set summary)."""
+    overrides = data_overrides(object_name, mesh_files, n_views, image_size, elevation_deg, camera_distance)
+    cfg = config_for(ctx, config_cls, preset or "quick", **overrides)
+    checked(check_data_config, cfg)
+    try:  # an upload is staged in a fresh temporary folder, removed once the views are rendered
+        data = multiview.build(cfg, ctx.device)
+    except ValueError as err:
+        raise gr.Error(str(err), title="Cannot build the views") from None
+    fig = cameras_figure(
+        data,
+        rays=bool(show_rays),
+        n_pts_per_ray=cfg.n_pts_per_ray,
+        min_depth=cfg.min_depth,
+        max_depth=cfg.max_depth,
+    )
+    return contact_sheet(data), fig, summary(data)
+
+
+def data_overrides(
+    object_name: str,
+    mesh_files: Any,
+    n_views: float | None,
+    image_size: float | None,
+    elevation_deg: float,
+    camera_distance: float,
+) -> dict[str, Any]:
+    """Config overrides from the data widgets (empty numbers keep the preset's value)."""
+    values: dict[str, Any] = {
+        "object": object_name or "blob",
+        "files": upload_paths(mesh_files),
+        "elevation": float(elevation_deg),
+        "distance": float(camera_distance),
+    }
+    if given(n_views):
+        values["n_views"] = int(n_views)
+    if given(image_size):
+        values["image_size"] = int(image_size)
+    return values
+
+
+def given(value: float | None) -> bool:
+    """Whether a number box was filled in: browsers send an emptied gr.Number as 0 or None."""
+    return value is not None and value != 0
+
+
+def checked(check: Callable[[Any], None], cfg: Any) -> Any:
+    """Run a pipeline's config check and turn its ValueError into a message for the user."""
+    try:
+        check(cfg)
+    except ValueError as err:
+        raise gr.Error(str(err), title="Check the settings") from None
+    return cfg
