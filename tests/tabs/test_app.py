@@ -106,6 +106,18 @@ def test_inspect_endpoint_binary_ply_then_hostile_then_good(client, tmp_path):
     assert summary_of(inspect_call(client, ASSETS / "torus_binary.ply"))["num_faces"] == summary["num_faces"]
 
 
+def test_inspect_takes_one_file_by_keyword_and_says_when_there_is_none(client):
+    """As the README shows it: keywords, one file without a list; no file at all is a sentence, not a traceback."""
+    from gradio_client import handle_file
+
+    result = client.predict(mesh_files=handle_file(str(ASSETS / "octahedron.off")), api_name="/inspect")
+    summary = summary_of(result)
+    assert summary["format"] == "off" and summary["num_faces"] == 8
+    with pytest.raises(AppError) as err:
+        client.predict(mesh_files=None, api_name="/inspect")
+    assert "upload" in str(err.value).lower() and "Traceback" not in str(err.value)
+
+
 def test_runs_are_recorded_and_bundled(client, app_server):
     _, ctx = app_server
     inspect_call(client, ASSETS / "torus_binary.ply")
