@@ -95,8 +95,10 @@ def preset_numbers(
     """Number boxes for Config fields that show the chosen preset's value and follow the preset radio.
 
     `fields` maps a field name to its label; the field's doc string becomes the box's tooltip. A box holds a real
-    value at all times (never a 0 that means "the preset's"): what it shows is what runs. `limits` maps a field to
-    the (minimum, maximum) its box accepts (None: unbounded)."""
+    value at all times (Gradio's browser side sends 0 for an empty number box, so "empty = the preset's" cannot be
+    told from a typed 0): what it shows is what runs. API callers who leave a box out get the value it starts with,
+    the device's default preset's. `limits` maps a field to the (minimum, maximum) its box accepts (None: unbounded).
+    """
     integers = set(integers)
     limits = limits or {}
     docs = field_docs(config_cls)
@@ -113,9 +115,10 @@ def preset_numbers(
         for name, label in fields.items()
     }
 
-    def follow(choice: str) -> list[Any]:
+    def follow(choice: str) -> Any:
         cfg = make_preset(config_cls, choice if choice in PRESETS else default_preset(ctx.device))
-        return [getattr(cfg, name) for name in fields]
+        values = [getattr(cfg, name) for name in fields]
+        return values[0] if len(values) == 1 else values  # Gradio takes one output's value bare
 
     preset.change(follow, preset, list(boxes.values()), api_name=False, queue=False)
     return boxes

@@ -101,6 +101,9 @@ def run_distributed(cfg: Any, body: Callable[[Any, ddp.Dist], Iterator[Event]]) 
     dist = ddp.setup(cfg.device)
     try:
         yield from body(cfg, dist)
+        # Leave together: a rank that tears its gloo group down while another still writes its results was seen
+        # to abort (std::terminate) under load. Only after a normal end: after an error the other rank may never come.
+        dist.barrier()
     finally:
         dist.close()
 
