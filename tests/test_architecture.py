@@ -27,6 +27,7 @@ LAYERS = {
     "app": 7,
 }
 CAPABILITY_LAYER = 4
+TOP = ("pipelines", "tabs", "app")
 
 
 def _modules() -> dict[str, Path]:
@@ -146,6 +147,18 @@ def test_no_private_names_cross_modules():
             if bad:
                 private.append(f"{MODULES[module].relative_to(ROOT)}:{line} takes {bad} from {target}")
     assert not private, "\n".join(private)
+
+
+def test_our_modules_are_imported_at_the_top():
+    """An import of our own code inside a function hides a dependency (and, often, a cycle) from readers and tools."""
+    hidden = []
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset > 0:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if (isinstance(node, ast.ImportFrom) and node.level) or any(n.split(".")[0] in TOP for n in names):
+                    hidden.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not hidden, "imports of our modules inside functions:\n" + "\n".join(hidden)
 
 
 def test_pipelines_never_import_the_ui():

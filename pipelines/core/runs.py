@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.core.config import to_jsonable
+
 STATUSES = ("running", "done", "stopped", "failed")
 
 _SCHEMA = """
@@ -178,7 +180,6 @@ class RunStore:
     ) -> None:
         if status not in STATUSES or status == "running":
             raise ValueError(f"Cannot finish a run with status {status!r}.")
-        from pipelines.core.config import to_jsonable
 
         with self._lock:
             self._db.execute(

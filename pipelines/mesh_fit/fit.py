@@ -16,6 +16,7 @@ from pipelines.core.events import Event, Preview, Progress
 from pipelines.mesh_fit.previews import label, render_mesh, render_points
 from pipelines.mesh_fit.targets import PointTarget
 from pipelines.render.procedural import sample_surface
+from pipelines.train import metrics as point_metrics
 
 
 class FitSpec(Protocol):
@@ -66,8 +67,6 @@ def fit(
     """One fit of an ico-sphere to `loss_points` (device) with cfg's weights; appends a FitResult to `results`."""
     from pytorch3d.loss import mesh_edge_loss, mesh_laplacian_smoothing, mesh_normal_consistency
     from pytorch3d.utils import ico_sphere
-
-    from pipelines.train import metrics as point_metrics
 
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     src = ico_sphere(cfg.ico_level, device=device)
