@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,16 +152,18 @@ def data_overrides(
         "elevation": float(elevation_deg),
         "distance": float(camera_distance),
     }
-    if given(n_views):
-        values["n_views"] = int(n_views)
-    if given(image_size):
-        values["image_size"] = int(image_size)
+    values.update(filled((("n_views", n_views, int), ("image_size", image_size, int))))
     return values
 
 
 def given(value: float | None) -> bool:
     """Whether a number box was filled in: browsers send an emptied gr.Number as 0 or None."""
     return value is not None and value != 0
+
+
+def filled(boxes: Iterable[tuple[str, float | None, Callable[[float], Any]]]) -> dict[str, Any]:
+    """Config overrides from (field, box value, cast) rows: the boxes that were filled in, cast."""
+    return {field: cast(value) for field, value, cast in boxes if given(value)}
 
 
 def checked(check: Callable[[Any], None], cfg: Any) -> Any:

@@ -15,7 +15,16 @@ from pipelines.core.events import Done
 from pipelines.nerf import pipeline as nerf
 
 from .context import AppContext
-from .multiview_data import CAMERA_DISTANCE, ELEVATION_DEG, checked, data_overrides, data_section, given, wire_preview
+from .multiview_data import (
+    CAMERA_DISTANCE,
+    ELEVATION_DEG,
+    checked,
+    data_overrides,
+    data_section,
+    filled,
+    given,
+    wire_preview,
+)
 from .stream import stream
 from .widgets import (
     LATEX,
@@ -156,10 +165,7 @@ def train(
     base = config_for(ctx, nerf.Config, preset)
     if field_type and field_type != base.field:
         base = nerf.with_field(base, field_type)
-    numbers = (("steps", steps, int), ("lr", learning_rate, float), ("rays_per_image", rays_per_view, int))
-    for key, value, cast in numbers:
-        if given(value):
-            values[key] = cast(value)
+    values.update(filled((("steps", steps, int), ("lr", learning_rate, float), ("rays_per_image", rays_per_view, int))))
     cfg = checked(nerf.check_config, dataclasses.replace(base, **values))
 
     def on_done(done: Done) -> dict[Any, Any]:

@@ -20,6 +20,7 @@ from .multiview_data import (
     checked,
     data_overrides,
     data_section,
+    filled,
     given,
     wire_preview,
 )
@@ -143,9 +144,7 @@ def train(
     """/volume: streams progress, previews and curves; the video, mesh and files at the end."""
     preset = preset or default_preset(ctx.device)
     values = data_overrides(object_name, mesh_files, n_views, image_size, elevation_deg, camera_distance)
-    for key, value, cast in (("grid_size", grid_size, int), ("steps", steps, int), ("lr", learning_rate, float)):
-        if given(value):
-            values[key] = cast(value)
+    values.update(filled((("grid_size", grid_size, int), ("steps", steps, int), ("lr", learning_rate, float))))
     if given(rays_per_view):
         values["rays_per_image"] = max(0, int(rays_per_view))  # -1 (or any negative): every pixel
     cfg = checked(volume.check_config, config_for(ctx, volume.Config, preset, **values))
