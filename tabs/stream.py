@@ -8,34 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
-import plotly.graph_objects as go
 
 import pipelines
 from pipelines.core.events import Done, Preview, Progress
 from pipelines.core.runner import Run
 
 from .context import AppContext
+from .headline import write_metrics_json
+from .plots import curves_figure
 from .widgets import RunPanel, format_seconds, progress_html
 
+__all__ = ["curves_figure", "stream"]  # curves_figure lives in plots; tabs and tests still import it from here
+
 Updates = dict[Any, Any]
-
-
-def curves_figure(history: dict[str, tuple[list[int], list[float]]], title: str = "") -> go.Figure:
-    """One line per loss/metric name; log y when every value is positive."""
-    fig = go.Figure()
-    positive = True
-    for name, (steps, values) in history.items():
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
-        positive = positive and all(v > 0 for v in values)
-    fig.update_layout(
-        title=title,
-        xaxis_title="step",
-        yaxis_type="log" if positive and history else "linear",
-        height=320,
-        margin=dict(l=40, r=10, t=30, b=40),
-        legend=dict(orientation="h"),
-    )
-    return fig
 
 
 @dataclass
@@ -68,21 +53,39 @@ def _done_updates(
     folded: _Folded,
     event: Done,
     panel: RunPanel,
-    run_id: str,
+    run: Run,
     elapsed: float,
     on_done: Callable[[Done], Updates] | None,
 ) -> Updates:
     total = folded.total or 1
+    metrics = {"run_id": run.id, **event.metrics}
+    files = [str(p) for p in event.files.values()]
+    saved = write_metrics_json(metrics, getattr(run.cfg, "out_dir", None))
+    if saved is not None and str(saved) not in files:
+        files.append(str(saved))
     updates: Updates = {
-        panel.status: progress_html(total, total, f"Done in {format_seconds(elapsed)}. Run {run_id}.", 0.0, "done"),
-        panel.metrics: {"run_id": run_id, **event.metrics},
-        panel.files: [str(p) for p in event.files.values()] or None,
+        panel.status: progress_html(total, total, f"Done in {format_seconds(elapsed)}. Run {run.id}.", 0.0, "done"),
+        panel.metrics: metrics,
+        panel.files: files or None,
     }
+    if panel.card is not None:
+        updates[panel.card] = {"run_id": run.id, "pipeline": run.name, "elapsed_s": elapsed}
     if panel.curves is not None and folded.history:
         updates[panel.curves] = curves_figure(folded.history)
     updates.update(folded.pending)
     if on_done is not None:
         updates.update(on_done(event))
+    return updates
+
+
+def shown(panel: RunPanel, updates: Updates) -> Updates:
+    """`updates` with the panel's hidden-while-empty parts shown when they get a value and hidden when cleared."""
+    for component in panel.hidden_until_filled:
+        if component in updates:
+            value = updates[component]
+            if not (isinstance(value, dict) and value.get("__type__") == "update"):
+                filled = value is not None and not (isinstance(value, (list, tuple)) and not value)
+                updates[component] = gr.update(value=value, visible=filled)
     return updates
 
 
@@ -106,10 +109,14 @@ def stream(
     """
     flag = ctx.stop_flag(getattr(request, "session_hash", None), tab)
     flag.clear()
-    run = Run(name, pipelines.get(name).run, cfg, ctx.store, ctx.runs_dir, preset=preset, source="ui")
+    owner = ctx.owner(request)
+    run = Run(name, pipelines.get(name).run, cfg, ctx.store, ctx.runs_dir, preset=preset, source="ui", owner=owner)
     events = iter(run)
     folded, start, last_emit = _Folded(), time.monotonic(), 0.0
-    yield {panel.status: progress_html(0, 0, f"Run {run.id} started", None), panel.files: None, panel.metrics: None}
+    yield shown(
+        panel,
+        {panel.status: progress_html(0, 0, f"Run {run.id} started", None), panel.files: None, panel.metrics: None},
+    )
     try:
         for event in events:
             if flag.is_set():
@@ -122,7 +129,8 @@ def stream(
             elif isinstance(event, Preview):
                 folded.preview(event, panel, on_preview)
             elif isinstance(event, Done):
-                yield _done_updates(folded, event, panel, run.id, time.monotonic() - start, on_done)
+                done = _done_updates(folded, event, panel, run, time.monotonic() - start, on_done)
+                yield shown(panel, ctx.publish_all(done, request))  # the browser gets copies, not the run folder
                 return
             now = time.monotonic()
             if now - last_emit >= min_interval_s:
@@ -131,7 +139,7 @@ def stream(
                 folded.pending[panel.status] = progress_html(step, total, folded.message, eta)
                 if panel.curves is not None and folded.history:
                     folded.pending[panel.curves] = curves_figure(folded.history)
-                yield folded.pending
+                yield shown(panel, folded.pending)
                 folded.pending, last_emit = {}, now
     except gr.Error:
         raise

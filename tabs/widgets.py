@@ -24,6 +24,7 @@ from pipelines.core.config import PRESETS, field_docs, make_preset
 from pipelines.core.device import default_preset
 
 from .context import AppContext
+from .headline import TABLE_HEADERS, card_html, metrics_rows
 
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 """The delimiters every lesson's gr.Markdown uses: $$ display $$ and $ inline $."""
@@ -260,13 +261,30 @@ def gpu_then(event: Any, fn: Callable, inputs: Any, outputs: Any, api_name: str)
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def model3d(label: str, elem_id: str, height: int = 400, interactive: bool | None = None) -> gr.Model3D:
-    """A 3D viewer for a result (GLB/OBJ/PLY), with an explicit height and the studio's background.
+THREE_QUARTER = (-55.0, 65.0, None)
+"""A Model3D camera (azimuth °, polar angle from the top °, distance; None = fit the object): a three-quarter view
+from above, so a cube shows three faces and a body or animal reads as one."""
 
-    `interactive=False` keeps it a viewer without an upload area (refresh_on_select makes it an event's input, which
-    Gradio otherwise takes as a request for an upload box)."""
+
+def model3d(
+    label: str,
+    elem_id: str,
+    height: int = 400,
+    interactive: bool | None = None,
+    camera_position: tuple[float | None, float | None, float | None] = THREE_QUARTER,
+) -> gr.Model3D:
+    """A 3D viewer for a result (GLB/OBJ/PLY), with an explicit height, the studio's background and a three-quarter
+    camera that frames the whole object.
+
+    `interactive=False` keeps it a viewer without an upload area or a clear button (refresh_on_select makes it an
+    event's input, which Gradio otherwise takes as a request for an upload box): pass it for every output."""
     return gr.Model3D(
-        label=label, height=height, clear_color=VIEWER_BACKGROUND, elem_id=elem_id, interactive=interactive
+        label=label,
+        height=height,
+        clear_color=VIEWER_BACKGROUND,
+        elem_id=elem_id,
+        interactive=interactive,
+        camera_position=camera_position,
     )
 
 
@@ -302,18 +320,34 @@ def show_in_viewer(event: Any, state: gr.State, viewer: gr.Model3D, keep_when_em
 
 @dataclass
 class RunPanel:
-    """The results panel every long-running tab shows: progress, live preview, curves, headline metrics, downloads.
-    Create with `run_panel()` inside a Blocks context."""
+    """The results panel every long-running tab shows: progress, the result card (headline numbers and a metrics
+    table), live preview, curves, downloads, and the raw metrics JSON in a closed accordion.
+    Create with `run_panel()` inside a Blocks context.
+
+    `outputs` are what a run's event updates (a streaming handler's outputs): the status, preview, curves, metrics
+    JSON and files the API returns, plus the `card` State (which the API does not return). The headline card and
+    the table follow the metrics JSON by a change event, so they need no place among the outputs."""
 
     status: gr.HTML
     preview: gr.Image | None
     curves: gr.Plot | None
     metrics: gr.JSON
     files: gr.File
+    headline: gr.HTML | None = None
+    table: gr.Dataframe | None = None
+    card: gr.State | None = None
+    """{"pipeline": key, "elapsed_s": seconds} of the last finished run, set by `stream`."""
+    raw: gr.Accordion | None = None
 
     @property
     def outputs(self) -> list[Any]:
-        return [c for c in (self.status, self.preview, self.curves, self.metrics, self.files) if c is not None]
+        parts = (self.status, self.preview, self.curves, self.metrics, self.files, self.card)
+        return [c for c in parts if c is not None]
+
+    @property
+    def hidden_until_filled(self) -> list[Any]:
+        """The panels that stay hidden while they are empty (`stream` shows them with their first value)."""
+        return [c for c in (self.preview, self.curves, self.files) if c is not None]
 
 
 def progress_html(step: int, total: int, message: str, eta_s: float | None, state: str = "running") -> str:
@@ -333,19 +367,56 @@ def format_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
-def run_panel(*, preview: bool = True, curves: bool = True, preview_label: str = "Live preview") -> RunPanel:
+def run_panel(
+    *, preview: bool = True, curves: bool = True, preview_label: str = "Live preview", preview_height: int = 360
+) -> RunPanel:
+    """Lays out a run's results, results first: the progress bar, the headline card, the picture and curves, the
+    metrics table, the downloads, and the raw JSON in a closed accordion. Empty parts stay hidden."""
     status = gr.HTML(progress_html(0, 0, "Ready.", None, "idle"), elem_classes=["studio-status"], label="Progress")
-    with gr.Row():
-        image = gr.Image(label=preview_label, type="numpy", interactive=False, height=320) if preview else None
-        plot = gr.Plot(label="Loss and metric curves") if curves else None
-    metrics = gr.JSON(label="Final metrics")
-    files = gr.File(label="Downloads", file_count="multiple", interactive=False)
-    return RunPanel(status, image, plot, metrics, files)
+    headline = gr.HTML("", visible=False, elem_classes=["studio-card"], label="Result")
+    with gr.Row(equal_height=False):
+        image = (
+            gr.Image(
+                label=preview_label,
+                type="numpy",
+                interactive=False,
+                height=preview_height,
+                visible=False,
+                elem_classes=["studio-picture"],
+            )
+            if preview
+            else None
+        )
+        plot = gr.Plot(label="Loss and metric curves", visible=False) if curves else None
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS, label="Final metrics", interactive=False, visible=False, wrap=True, max_height=320
+    )
+    files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False)
+    with gr.Accordion("Raw metrics (JSON)", open=False, visible=False) as raw:
+        metrics = gr.JSON(label="Final metrics (JSON)")
+    card = gr.State(None)
+    panel = RunPanel(status, image, plot, metrics, files, headline, table, card, raw)
+    metrics.change(show_result, [metrics, card], [headline, table, raw], api_name=False, queue=False)
+    return panel
+
+
+def show_result(metrics: dict | None, card: dict | None) -> tuple[Any, Any, Any]:
+    """The headline card, the metrics table and the raw-JSON accordion for a run's final metrics (hidden when
+    there are none, as at the start of a run)."""
+    card = card if isinstance(card, dict) and metrics and card.get("run_id") == metrics.get("run_id") else {}
+    text = card_html(metrics, card.get("pipeline"), card.get("elapsed_s")) if metrics else ""
+    rows = metrics_rows(metrics)
+    return (
+        gr.update(value=text, visible=bool(text)),
+        gr.update(value=rows or None, visible=bool(rows)),
+        gr.update(visible=bool(metrics)),
+    )
 
 
 def stop_button(ctx: AppContext, tab: str) -> gr.Button:
-    """A Stop button that sets the session's stop flag for `tab` (outside the GPU queue, so it acts at once)."""
-    button = gr.Button("Stop", variant="stop")
+    """A small secondary Stop button that sets the session's stop flag for `tab` (outside the GPU queue, so it acts
+    at once). It reads as disabled unless a run panel in the same tab shows a running run (the app's CSS)."""
+    button = gr.Button("Stop", variant="secondary", size="sm", elem_classes=["studio-stop"], elem_id=f"{tab}-stop")
     button.click(bind(stop_run, ctx=ctx, tab=tab), None, None, queue=False, api_name=f"{tab}_stop")
     return button
 

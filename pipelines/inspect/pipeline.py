@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core.events import Done, Event, Progress
+from pipelines.core.headline import Headline
 from pipelines.core.paths import ASSETS_DIR
 from pipelines.files.convert import sample_points
 from pipelines.files.cross_check import cross_check
@@ -16,6 +17,9 @@ from pipelines.files.loader import load_asset
 from pipelines.files.stats import geometry_stats
 from pipelines.files.types import Limits, LoadedAsset, MeshFileError
 from pipelines.files.upload import stage_upload
+
+HEADLINE = (Headline("time_load_s", "Loaded in", "s"),)
+"""The result card's number: how long reading the file took."""
 
 EXPORTS = ("glb", "ply-binary", "ply-ascii", "obj-zip")
 

@@ -17,6 +17,7 @@ import torch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.headline import Headline
 from pipelines.mesh_fit.export import export_mesh, write_live_mesh
 from pipelines.mesh_fit.fit import FitResult, fit
 from pipelines.mesh_fit.previews import label, render_mesh, render_points
@@ -26,6 +27,9 @@ from pipelines.mesh_fit.targets import (
     corrupt,
     load_target,
 )
+
+HEADLINE = (Headline("chamfer", "Chamfer", "", "start_chamfer"), Headline("f1@0.05", "F1@0.05", ""))
+"""The result card's numbers: chamfer distance to the target (from the ico-sphere's) and F1 at the default τ."""
 
 LAPLACIANS = ("uniform", "cot", "cotcurv")
 EXPERIMENTS = ("single", "book")

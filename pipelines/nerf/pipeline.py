@@ -16,10 +16,14 @@ from pytorch3d.renderer import EmissionAbsorptionRaymarcher, ImplicitRenderer, r
 from pipelines.core import ddp
 from pipelines.core.config import to_jsonable
 from pipelines.core.events import Done, Event, Preview, to_uint8
+from pipelines.core.headline import Headline
 from pipelines.nerf import fields
 from pipelines.train import generators, ray_training, raymarching
 from pipelines.train.multiview_data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, MultiviewData, check_data_config
 from pipelines.train.multiview_render import view_cameras
+
+HEADLINE = (Headline("psnr_heldout", "Held-out PSNR", "dB", "psnr_heldout_initial"),)
+"""The result card's number: PSNR on views the field never saw (from the untrained field's)."""
 
 CHECKPOINT_FORMAT = "3d-studio-nerf"
 CHECKPOINT_VERSION = 1

@@ -22,6 +22,7 @@ import torch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.headline import Headline
 from pipelines.pose.camera_math import pose_dict, pose_errors, spherical_to_position, turn
 from pipelines.pose.fit import FitOptions, FitStep, fit_camera
 from pipelines.pose.meshes import load_mesh
@@ -29,6 +30,9 @@ from pipelines.pose.pictures import panel, write_videos
 from pipelines.pose.scene import Scene, Target
 from pipelines.pose.settings import PoseOptimSettings, fit_options, validate_optim
 from pipelines.pose.targets import image_target, read_image_and_mask, render_target
+
+HEADLINE = (Headline("error_deg", "Pose error", "°", "start_error_deg"), Headline("final_iou", "Silhouette IoU"))
+"""The result card's numbers: the pose error against the truth (from the start pose's), and the final IoU."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import torch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.headline import Headline
 from pipelines.pose.camera_math import pose_errors, position_to_spherical, spherical_to_position, turn
 from pipelines.pose.fit import FitOptions, FitStep, fit_camera
 from pipelines.pose.meshes import load_mesh
@@ -23,6 +24,9 @@ from pipelines.pose.pictures import panel, write_videos
 from pipelines.pose.scene import Scene, Target
 from pipelines.pose.settings import PoseOptimSettings, fit_options, validate_optim
 from pipelines.pose.targets import render_target
+
+HEADLINE = (Headline("mean_error_deg", "Mean pose error", "°"), Headline("max_error_deg", "worst frame", "°"))
+"""The result card's numbers: mean and worst per-frame pose error."""
 
 PATHS = ("orbit", "figure8", "approach")
 

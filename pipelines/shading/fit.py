@@ -16,12 +16,16 @@ from pytorch3d.structures import Meshes, join_meshes_as_batch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
+from pipelines.core.headline import Headline
 from pipelines.render.images import image_grid
 from pipelines.render.mesh_convert import batch_report
 from pipelines.shading.lab import render
 from pipelines.shading.meshes import load_mesh
 from pipelines.shading.scene import prepare_mesh
 from pipelines.shading.settings import RenderSettings, guard_memory
+
+HEADLINE = (Headline("final_param_error", "Parameter error", "", "initial_param_error"),)
+"""The result card's number: the fitted parameter's distance from the truth, and where it started."""
 
 TARGETS = ("light", "translation", "scale")
 OPTIMIZERS = ("adam", "sgd")

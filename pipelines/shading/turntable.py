@@ -10,10 +10,14 @@ from pathlib import Path
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
+from pipelines.core.headline import Headline
 from pipelines.render.images import save_gif, save_mp4
 from pipelines.shading.lab import turntable
 from pipelines.shading.meshes import load_mesh_with_notes
 from pipelines.shading.settings import RenderSettings, guard_memory
+
+HEADLINE = (Headline("frames_per_second_rendered", "Rendered at", "frames/s"),)
+"""The result card's number: rendering speed."""
 
 FORMATS = ("gif", "mp4")
 MAX_FRAMES = 720

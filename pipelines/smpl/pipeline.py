@@ -11,11 +11,15 @@ import numpy as np
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.headline import Headline
 from pipelines.smpl import body_model
 from pipelines.smpl.body_views import SKIN, export_obj, heat_colors, pose_view, render_views
 from pipelines.smpl.layout import JOINT_NAMES
 from pipelines.smpl.model_files import OFFICIAL_MODEL_NAMES, model_in_use
 from pipelines.smpl.poses import joint_index, parse_betas, parse_pose, preset_pose
+
+HEADLINE = (Headline("pose_and_export_s", "Posed and exported in", "s"),)
+"""The result card's number: the time to pose the body and write its files."""
 
 EXPORTS = ("glb", "obj")
 OPTIONAL_FILES = {"SMPL body model": OFFICIAL_MODEL_NAMES}

@@ -20,6 +20,7 @@ import torch
 
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.headline import Headline
 from pipelines.smpl import body_model
 from pipelines.smpl.body_model import BodyModel
 from pipelines.smpl.keypoints import Keypoints, load_upload
@@ -29,6 +30,12 @@ from pipelines.smpl.smplify_metrics import joint_errors_mm
 from pipelines.smpl.smplify_pictures import display_background, draw_keypoints, project_np, render_overlay, save_png
 from pipelines.smpl.smplify_results import write_results
 from pipelines.smpl.smplify_synthetic import Synthetic, make_synthetic, synthetic_photo
+
+HEADLINE = (
+    Headline("mpjpe_mm", "Joint error", "mm", "init_mpjpe_mm"),
+    Headline("err_2d_px", "2D error", "px", "init_err_2d_px"),
+)
+"""The result card's numbers: 3D joint error after pelvis alignment (synthetic cases) and 2D keypoint error."""
 
 SOURCES = ("synthetic", "upload")
 OPTIONAL_FILES = {"SMPLify GMM pose prior": PRIOR_FILE_NAMES}

@@ -14,8 +14,12 @@ from pytorch3d.structures import Volumes
 
 from pipelines.core import ddp
 from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.headline import Headline
 from pipelines.train import ray_training, raymarching
 from pipelines.train.multiview_data import check_data_config
+
+HEADLINE = (Headline("psnr_heldout", "Held-out PSNR", "dB", "psnr_heldout_initial"),)
+"""The result card's number: PSNR on views the grid never saw (from the untrained grid's)."""
 
 MAX_GRID = 320
 MAX_POINTS_PER_STEP = 60_000_000  # ray samples per optimisation step (the book's step is 24.6M)

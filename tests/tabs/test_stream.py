@@ -28,6 +28,11 @@ def ctx_panel(tmp_path):
     return ctx, panel
 
 
+def value_of(update):
+    """The value in a component update (stream wraps the panels that hide while empty in gr.update)."""
+    return update["value"] if isinstance(update, dict) and update.get("__type__") == "update" else update
+
+
 def tiny_cfg(*files: Path) -> Config:
     return dataclasses.replace(Config.tiny(), files=tuple(str(f) for f in files))
 
@@ -46,7 +51,11 @@ def test_stream_reaches_done_and_records(ctx_panel):
     assert 'data-state="done"' in last[panel.status]
     run_id = last[panel.metrics]["run_id"]
     assert ctx.store.get(run_id).status == "done"
-    assert all(Path(p).is_file() for p in last[panel.files])
+    files = value_of(last[panel.files])
+    assert all(Path(p).is_file() for p in files)
+    assert any(Path(p).name == "metrics.json" for p in files), "the metrics JSON is a download"
+    assert last[panel.files]["visible"] is True, "the downloads show once they have files"
+    assert last[panel.card]["pipeline"] == "inspect" and last[panel.card]["run_id"] == run_id
 
 
 def test_stop_flag_stops_and_records(ctx_panel):
