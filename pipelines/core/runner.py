@@ -8,16 +8,45 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from pipelines.core.config import to_jsonable
-from pipelines.core.events import Done, Event, Progress
-from pipelines.core.runs import RunStore, new_run_id
+from pipelines.core.events import Done, Event, Preview, Progress
+from pipelines.core.runs import OPERATOR, RunStore, new_run_id
+
+THUMBNAIL_PX = 160
+"""The longer side of a run's thumbnail (the Runs tab's history)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
+
+
+def save_thumbnail(out_dir: Path, image: np.ndarray | None, files: dict[str, Path]) -> Path | None:
+    """A small PNG of the run's last preview (else its first image file) in `out_dir`; None when there is neither."""
+    try:
+        if image is not None:
+            picture = Image.fromarray(image)
+        else:
+            first = next((Path(p) for p in files.values() if Path(p).suffix.lower() in IMAGE_SUFFIXES), None)
+            if first is None or not first.is_file():
+                return None
+            with Image.open(first) as opened:
+                picture = opened.convert("RGB")
+        picture.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "thumbnail.png"
+        picture.save(path)
+        return path
+    except (OSError, ValueError):  # a thumbnail is a nicety: a full disk or odd image must not fail the run
+        return None
 
 
 class Run:
     """One recorded run of `run_fn(cfg)` (a pipeline's `run`) under the registry key `name`. Iterate it for the
     pipeline's events; closing the iterator stops the pipeline.
 
-    The run's artifacts go to `runs_dir/<run id>/` unless the config names an `out_dir`.
+    The run's artifacts go to `runs_dir/<run id>/` unless the config names an `out_dir`. The run belongs to
+    `owner` (a visitor, or the operator for the CLI); the store refuses to start it (`NoRoom`, a ValueError) when the
+    owner's quota or the disk is full. At the end a thumbnail of the last preview is saved beside the artifacts.
     """
 
     def __init__(
@@ -30,6 +59,7 @@ class Run:
         *,
         preset: str | None = None,
         source: str = "cli",
+        owner: str = OPERATOR,
         flush_every_s: float = 1.0,
     ) -> None:
         self.name = name
@@ -41,6 +71,7 @@ class Run:
         self.cfg = cfg
         self.preset = preset
         self.source = source
+        self.owner = owner
         self.flush_every_s = flush_every_s
         self.status = "pending"
         self.done: Done | None = None
@@ -60,11 +91,13 @@ class Run:
                 source=self.source,
                 out_dir=self.cfg.out_dir,
                 run_id=self.id,
+                owner=self.owner,
             )
         pending: list[tuple[int, str, float]] = []
         last_flush = time.monotonic()
         self.status = "running"
         final = "failed"
+        last_image: np.ndarray | None = None
         try:
             for event in self.run_fn(self.cfg):
                 if isinstance(event, Progress) and event.losses:
@@ -72,6 +105,8 @@ class Run:
                     if store is not None and time.monotonic() - last_flush > self.flush_every_s:
                         store.log_metrics(self.id, pending)
                         pending, last_flush = [], time.monotonic()
+                elif isinstance(event, Preview) and event.image is not None:
+                    last_image = event.image
                 elif isinstance(event, Done):
                     self.done = event
                 yield event
@@ -97,3 +132,7 @@ class Run:
                     artifacts=None if done is None else done.files,
                     error=self.error,
                 )
+                if final == "done":
+                    thumb = save_thumbnail(Path(self.cfg.out_dir), last_image, done.files if done else {})
+                    if thumb is not None:
+                        store.set_thumbnail(self.id, thumb)

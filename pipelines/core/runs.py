@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -20,6 +21,8 @@ from typing import Any
 from pipelines.core.config import to_jsonable
 
 STATUSES = ("running", "done", "stopped", "failed")
+OPERATOR = "operator"
+"""The owner of CLI runs and of runs recorded before runs had owners; the operator sees every run."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -39,7 +42,9 @@ CREATE TABLE IF NOT EXISTS runs (
     out_dir TEXT,
     metrics TEXT NOT NULL DEFAULT '{}',
     artifacts TEXT NOT NULL DEFAULT '{}',
-    error TEXT
+    error TEXT,
+    owner TEXT NOT NULL DEFAULT 'operator',
+    thumbnail TEXT
 );
 CREATE TABLE IF NOT EXISTS metric_history (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -51,6 +56,17 @@ CREATE TABLE IF NOT EXISTS metric_history (
 CREATE INDEX IF NOT EXISTS metric_history_run ON metric_history(run_id, name, step);
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
 """
+# Columns added after the first release, with their SQL type: an older runs.sqlite gains them at open (old rows
+# belong to the operator).
+_ADDED_COLUMNS = {"owner": "TEXT NOT NULL DEFAULT 'operator'", "thumbnail": "TEXT"}
+_COLUMNS = (
+    "id, pipeline, preset, source, config, versions, device, status, started_at, ended_at, out_dir, metrics,"
+    " artifacts, error, owner, thumbnail"
+)
+
+
+class NoRoom(ValueError):
+    """A run refused before it starts because the visitor's quota or the disk is full (a user error)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,8 @@ class RunRecord:
     metrics: dict[str, Any]
     artifacts: dict[str, str]
     error: str | None
+    owner: str = OPERATOR
+    thumbnail: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -104,18 +122,33 @@ def software_versions() -> dict[str, str]:
 
 
 class RunStore:
-    """SQLite-backed record of runs. Safe to share between threads of one process (one lock)."""
+    """SQLite-backed record of runs. Safe to share between threads of one process (one lock).
 
-    def __init__(self, data_dir: str | Path) -> None:
+    Every run has an `owner` (a visitor's name or browser session, or `OPERATOR`); readers pass `owner` to see only
+    that owner's runs (None: all runs, for the operator). `quota_mb` caps the disk a non-operator owner's run folders
+    may take, and `min_free_mb` keeps that much of the disk free: `start` refuses a run with `NoRoom` otherwise.
+    """
+
+    def __init__(self, data_dir: str | Path, *, quota_mb: float | None = None, min_free_mb: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / "runs.sqlite"
+        self.quota_mb = quota_mb
+        self.min_free_mb = min_free_mb
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self.recovered = self.mark_orphans_failed()
+
+    def _migrate(self) -> None:
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)").fetchall()}
+        for name, sql_type in _ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, started_at)")
 
     def close(self) -> None:
         with self._lock:
@@ -132,13 +165,17 @@ class RunStore:
         source: str = "cli",
         out_dir: Path | None = None,
         run_id: str | None = None,
+        owner: str = OPERATOR,
     ) -> str:
+        """Records a new running run and returns its id; `NoRoom` (before anything is written) when the owner's
+        quota or the disk is full."""
+        self.check_room(owner)
         run_id = run_id or new_run_id(pipeline)
         now = time.time()
         with self._lock:
             self._db.execute(
                 "INSERT INTO runs (id, pipeline, preset, source, config, versions, device, status,"
-                " started_at, heartbeat_at, host, pid, out_dir) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " started_at, heartbeat_at, host, pid, out_dir, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     pipeline,
@@ -153,9 +190,63 @@ class RunStore:
                     socket.gethostname(),
                     os.getpid(),
                     None if out_dir is None else str(out_dir),
+                    owner,
                 ),
             )
         return run_id
+
+    def check_room(self, owner: str) -> None:
+        """Raises `NoRoom` with a sentence when the disk is nearly full or `owner` has used up their quota."""
+        free_mb = shutil.disk_usage(self.data_dir).free / 2**20
+        if free_mb < self.min_free_mb:
+            raise NoRoom(
+                f"The studio's disk is nearly full ({free_mb:.0f} MB free, {self.min_free_mb:.0f} MB kept free): "
+                "no new run can start until the operator frees space or old outputs expire."
+            )
+        if owner == OPERATOR or not self.quota_mb:
+            return
+        used_mb = self.usage_bytes(owner) / 2**20
+        if used_mb >= self.quota_mb:
+            raise NoRoom(
+                f"Your runs' files take {used_mb:.0f} MB of the {self.quota_mb:.0f} MB each visitor may use here: "
+                "new runs start again when older outputs expire."
+            )
+
+    def usage_bytes(self, owner: str) -> int:
+        """Bytes on disk of the run folders of `owner`'s runs (only folders inside the data dir count)."""
+        with self._lock:
+            rows = self._db.execute("SELECT out_dir FROM runs WHERE owner=? AND out_dir IS NOT NULL", (owner,))
+            folders = [Path(r[0]) for r in rows.fetchall()]
+        root = self.data_dir.resolve()
+        total = 0
+        for folder in folders:
+            if folder.is_dir() and folder.resolve().is_relative_to(root):
+                total += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+        return total
+
+    def set_thumbnail(self, run_id: str, path: Path | str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE runs SET thumbnail=? WHERE id=?", (str(path), run_id))
+
+    def expire(self, max_age_s: float, now: float | None = None) -> int:
+        """Removes the run folders (uploads and outputs) of visitors' runs that ended more than `max_age_s` ago;
+        their records stay, without artifacts. The operator's runs are kept. Returns how many folders went."""
+        cutoff = (time.time() if now is None else now) - max_age_s
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, out_dir FROM runs WHERE owner<>? AND status<>'running' AND ended_at<? AND out_dir IS NOT NULL",
+                (OPERATOR, cutoff),
+            ).fetchall()
+        root = (self.data_dir / "runs").resolve()
+        removed = 0
+        for run_id, out_dir in rows:
+            folder = Path(out_dir)
+            if folder.is_dir() and folder.resolve().is_relative_to(root):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+            with self._lock:
+                self._db.execute("UPDATE runs SET out_dir=NULL, artifacts='{}', thumbnail=NULL WHERE id=?", (run_id,))
+        return removed
 
     def log_metrics(self, run_id: str, rows: Iterable[tuple[int, str, float]]) -> None:
         """Append (step, name, value) rows to the metric history; non-finite values are kept as NULL-free NaN."""
@@ -218,14 +309,28 @@ class RunStore:
             self._db.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     # -- reading -------------------------------------------------------------------------------
-    def get(self, run_id: str) -> RunRecord:
-        rows = self._select("WHERE id=?", (run_id,))
+    def get(self, run_id: str, owner: str | None = None) -> RunRecord:
+        """The run `run_id`; with `owner`, only if it is theirs (another owner's run is missing, as an unknown id)."""
+        if owner is None:
+            rows = self._select("WHERE id=?", (run_id,))
+        else:
+            rows = self._select("WHERE id=? AND owner=?", (run_id, owner))
         if not rows:
             raise KeyError(f"No run with id {run_id!r}.")
         return rows[0]
 
-    def list(self, pipeline: str | None = None, status: str | None = None, limit: int = 500) -> list[RunRecord]:
+    def list(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+        owner: str | None = None,
+    ) -> list[RunRecord]:
+        """The newest runs first, filtered by pipeline, status and owner (None: any)."""
         clauses, params = [], []
+        if owner is not None:
+            clauses.append("owner=?")
+            params.append(owner)
         if pipeline:
             clauses.append("pipeline=?")
             params.append(pipeline)
@@ -257,9 +362,8 @@ class RunStore:
         return sorted(r[0] for r in rows)
 
     def _select(self, tail: str, params: tuple) -> list[RunRecord]:
-        cols = "id, pipeline, preset, source, config, versions, device, status, started_at, ended_at, out_dir, metrics, artifacts, error"
         with self._lock:
-            rows = self._db.execute(f"SELECT {cols} FROM runs {tail}", params).fetchall()
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM runs {tail}", params).fetchall()
         return [
             RunRecord(
                 id=r[0],
@@ -276,6 +380,8 @@ class RunStore:
                 metrics=json.loads(r[11]),
                 artifacts=json.loads(r[12]),
                 error=r[13],
+                owner=r[14],
+                thumbnail=r[15],
             )
             for r in rows
         ]
@@ -289,9 +395,10 @@ class RunStore:
         writer.writerows(self.history(run_id))
         return buf.getvalue()
 
-    def bundle(self, run_id: str, dest_dir: Path) -> Path:
-        """A zip with run.json (the record), config.json, metrics.csv and the run's artifacts."""
-        rec = self.get(run_id)
+    def bundle(self, run_id: str, dest_dir: Path, owner: str | None = None) -> Path:
+        """A zip with run.json (the record), config.json, metrics.csv and the run's artifacts (KeyError when the run
+        is not `owner`'s, as for an unknown id)."""
+        rec = self.get(run_id, owner)
         dest_dir.mkdir(parents=True, exist_ok=True)
         out = dest_dir / f"{run_id}.zip"
         record = {k: getattr(rec, k) for k in rec.__dataclass_fields__}
