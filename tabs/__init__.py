@@ -8,7 +8,7 @@ from types import ModuleType
 from pipelines import Tab, capability_tabs
 
 ABOUT = Tab(
-    "about", "About", {"health": "What this installation can do: device, versions, compiled ops, optional files."}
+    "about", "Start here", {"health": "What this installation can do: device, versions, compiled ops, optional files."}
 )
 RUNS = Tab(
     "runs",

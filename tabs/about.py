@@ -1,13 +1,16 @@
-"""About tab: what the studio is, and the Health panel (device, versions, compiled ops, optional files, presets)."""
+"""Start here (the first tab): example cards that fill a tab and run it, what the studio is, and the Health panel
+(device, versions, compiled ops, optional files, presets) in a closed accordion."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+import tabs
 from pipelines import REGISTRY
 from pipelines.health import health
 
 from .context import AppContext
+from .showcase import Card, card_script, cards_for
 from .widgets import bind
 
 INTRO = """
@@ -48,12 +51,40 @@ def recheck(*, ctx: AppContext) -> tuple[str, dict]:
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    gr.Markdown(INTRO)
-    with gr.Accordion("Health", open=True):
+    gr.Markdown(
+        "## Start here\nPick an example: it opens its tab, fills the inputs and runs. Every result is recorded."
+    )
+    start_cards(cards_for([key for key, _ in tabs.TABS]))
+    with gr.Accordion("What this studio is", open=False):
+        gr.Markdown(INTRO)
+    with gr.Accordion("Health: device, versions, compiled ops, optional files", open=False):
         report = health(ctx.device, ctx.models_dir)
         table = gr.Markdown(health_markdown(report), elem_id="health-table", label="Health")
-        raw = gr.JSON(report, label="Health report (JSON)", open=False)
-        refresh = gr.Button("Re-check")
+        with gr.Accordion("Health report (JSON)", open=False):
+            raw = gr.JSON(report, label="Health report (JSON)")
+        refresh = gr.Button("Re-check", size="sm")
     refresh.click(bind(recheck, ctx=ctx), None, [table, raw], api_name="health")
     with gr.Accordion("Pipelines", open=False):
         gr.Markdown("\n".join(f"- **{k}**: {e.summary}" for k, e in REGISTRY.items()))
+    _ = tab
+
+
+def start_cards(cards: list[Card]) -> None:
+    """The cards in rows of three (they wrap to one per row on a narrow screen); each button runs its example."""
+    for first in range(0, len(cards), 3):
+        with gr.Row(equal_height=True):
+            for card in cards[first : first + 3]:
+                with gr.Column(min_width=240, elem_classes=["studio-tile"]):
+                    if card.thumbnail_path is not None:
+                        gr.Image(
+                            str(card.thumbnail_path),
+                            show_label=False,
+                            interactive=False,
+                            height=180,
+                            container=False,
+                            buttons=[],
+                            elem_classes=["studio-thumb"],
+                        )
+                    gr.Markdown(f"**{card.title}**  \n{card.blurb}")
+                    button = gr.Button(f"Run: {card.title}", variant="primary", size="sm", elem_id=f"start-{card.tab}")
+                    button.click(None, None, None, js=card_script(card))

@@ -202,9 +202,14 @@ def _file_inputs(ctx: AppContext) -> tuple[list[Any], gr.Button]:
         label="Also convert to",
     )
     with gr.Row():
-        button = gr.Button("Inspect", variant="primary")
+        button = gr.Button("Inspect", variant="primary", elem_id="inspect-run")
         stop_button(ctx, "inspect")
     sample.change(pick_sample, sample, files, api_name=False)
+    samples = list(sample_groups())
+    if samples:
+        gr.Examples(
+            [[name] for name in samples[:6]], [sample], label="Examples: a bundled sample", elem_id="inspect-examples"
+        )
     return [files, n_points, exports], button
 
 
@@ -217,11 +222,12 @@ def _file_section(ctx: AppContext, tab: gr.Tab, asset_state: gr.State, viewer_st
             model = model3d("Viewer (GLB)", "inspect-model3d", height=420, interactive=False)
     panel = run_panel(preview=False, curves=False)
     warnings = gr.Markdown(elem_id="inspect-warnings", label="Warnings")
-    with gr.Row():
-        summary = gr.JSON(label="Summary")
-        stats = gr.JSON(label="Geometry statistics")
-    with gr.Row():
+    with gr.Accordion("Summary, statistics and cross-check (JSON)", open=False):
+        with gr.Row():
+            summary = gr.JSON(label="Summary")
+            stats = gr.JSON(label="Geometry statistics")
         check = gr.JSON(label="Cross-check (independent reader)")
+    with gr.Accordion("Raw header", open=False):
         header = gr.Code(label="Raw header", language=None, lines=12)
     with gr.Row():
         point_size = gr.Slider(0.5, 10, value=2.0, step=0.5, label="Point size")

@@ -258,18 +258,25 @@ def _settings_column(ctx: AppContext) -> tuple[list[Any], gr.Button, gr.Button]:
         steps = _preset_integer(ctx, preset, "steps", "Steps", 1, 20000)
         lr = gr.Number(defaults.lr, label="SGD learning rate", minimum=0)
         momentum = gr.Number(defaults.momentum, label="Momentum", minimum=0, maximum=0.999)
+    with gr.Accordion("Loss weights (the book's 1.0 / 1.0 / 0.01 / 0.1)", open=False):
+        with gr.Row():
+            w_chamfer = gr.Number(
+                defaults.w_chamfer, label="w chamfer", minimum=0, info="Pulls the surface onto the points"
+            )
+            w_edge = gr.Number(defaults.w_edge, label="w edge", minimum=0, info="Keeps edges short and even")
+            w_normal = gr.Number(defaults.w_normal, label="w normal", minimum=0, info="Penalises creases")
+            w_laplacian = gr.Number(defaults.w_laplacian, label="w Laplacian", minimum=0, info="Smooths the surface")
+        laplacian = gr.Radio(
+            list(mesh_fit.LAPLACIANS), value=defaults.laplacian, label="Laplacian", info="cot follows the geometry"
+        )
     with gr.Row():
-        w_chamfer = gr.Number(defaults.w_chamfer, label="w chamfer", minimum=0)
-        w_edge = gr.Number(defaults.w_edge, label="w edge", minimum=0)
-        w_normal = gr.Number(defaults.w_normal, label="w normal", minimum=0)
-        w_laplacian = gr.Number(defaults.w_laplacian, label="w Laplacian", minimum=0)
-    laplacian = gr.Radio(list(mesh_fit.LAPLACIANS), value=defaults.laplacian, label="Laplacian")
-    with gr.Row():
-        fit_button = gr.Button("Fit", variant="primary")
+        fit_button = gr.Button("Fit", variant="primary", elem_id="mesh_fit-run")
         book_button = gr.Button("Run the book's three experiments")
         stop_button(ctx, "mesh_fit")
     weights = [w_chamfer, w_edge, w_normal, w_laplacian]
     inputs = [files, shape, noise, outliers, preset, level, steps, lr, momentum, *weights, laplacian]
+    rows = [[name, 0.0, 0.0] for name in TARGETS[:3]] + [[TARGETS[0], 0.02, 0.05]]
+    gr.Examples(rows, [shape, noise, outliers], label="Examples: target, noise, outliers", elem_id="mesh_fit-examples")
     return inputs, fit_button, book_button
 
 

@@ -14,13 +14,24 @@ from pipelines.train.multiview_data import OBJECTS, check_data_config
 from pipelines.train.multiview_figures import cameras_figure, contact_sheet, summary
 
 from .context import AppContext
-from .widgets import MESH_WITH_TEXTURE_TYPES, bind, config_for, gpu_click, preset_radio, upload_box, upload_paths
+from .widgets import (
+    MESH_WITH_TEXTURE_TYPES,
+    bind,
+    config_for,
+    gpu_click,
+    preset_numbers,
+    preset_radio,
+    upload_box,
+    upload_paths,
+)
 
 ELEVATION_DEG = 15.0
 """The cameras' elevation a tab starts with."""
 CAMERA_DISTANCE = 2.7
 """The cameras' distance from the object's centre a tab starts with."""
 PRESET_LABEL = "Preset (tiny: seconds; quick: about a minute on a CPU; full: the book's settings)"
+DEFAULT_OBJECT = "cow" if "cow" in OBJECTS else OBJECTS[0]
+"""The object a tab starts with: the book's cow."""
 
 
 @dataclass
@@ -55,44 +66,88 @@ class DataSection:
         ]
 
 
-def data_section(ctx: AppContext) -> DataSection:
-    """Lays out step 1 of the Volume and NeRF tabs: the data widgets, ray-sampler switch, preview button, views
-    sheet, cameras plot and data-set JSON."""
+def data_section(ctx: AppContext, config_cls: type | None = None) -> DataSection:
+    """Lays out step 1 of the Volume and NeRF tabs in two columns: the data widgets and preview button on the left,
+    the views sheet and cameras plot on the right, and the data-set JSON in a closed accordion. With `config_cls`,
+    the number boxes show (and follow) that pipeline's preset values."""
     with gr.Row():
         with gr.Column(scale=1):
             gr.Markdown("### 1. Multi-view data")
-            object_name = gr.Dropdown(list(OBJECTS), value="blob", label="Object (when nothing is uploaded)")
-            mesh_files = upload_box(
-                "…or upload a mesh: OBJ (+MTL, texture), PLY, GLB, STL, OFF, or a zip", MESH_WITH_TEXTURE_TYPES
-            )
-            preset = preset_radio(ctx, PRESET_LABEL)
-            with gr.Row():
-                n_views = gr.Number(None, label="Views (0: the preset's)", precision=0)
-                image_size = gr.Number(None, label="Image size px (0: the preset's)", precision=0)
-            with gr.Row():
-                elevation_deg = gr.Slider(-60, 60, value=ELEVATION_DEG, step=1, label="Elevation (°)")
-                camera_distance = gr.Slider(1.5, 6.0, value=CAMERA_DISTANCE, step=0.1, label="Camera distance")
-            show_rays = gr.Checkbox(False, label="Show the ray sampler (rays and samples of camera 0)")
-            preview_button = gr.Button("Preview the data")
+            inputs = data_inputs(ctx, config_cls)
+            show_rays, preview_button = preview_controls()
         with gr.Column(scale=2):
-            sheet = gr.Image(label="Views (top) and silhouettes; held-out views framed orange", interactive=False)
-            cameras_plot = gr.Plot(label="Cameras (blue: training, orange: held out)")
-    with gr.Accordion("Data set details", open=False):
-        data_info = gr.JSON(label="Data set")
-    return DataSection(
-        object_name,
-        mesh_files,
-        preset,
-        n_views,
-        image_size,
-        elevation_deg,
-        camera_distance,
-        show_rays,
-        preview_button,
-        sheet,
-        cameras_plot,
-        data_info,
+            sheet, cameras_plot, data_info = preview_outputs()
+    return DataSection(*inputs, show_rays, preview_button, sheet, cameras_plot, data_info)
+
+
+def data_inputs(ctx: AppContext, config_cls: type | None = None) -> tuple[Any, ...]:
+    """The data widgets in `DataSection.inputs` order: object, upload, preset, views, image size, elevation, distance.
+    The number boxes show the preset's values of `config_cls` (the data builder's defaults without it)."""
+    object_name = gr.Dropdown(
+        list(OBJECTS),
+        value=DEFAULT_OBJECT,
+        label="Object (when nothing is uploaded)",
+        info="cow: the book's subject, textured; blob: a bumpy coloured sphere; textured-cube: the bundled asset",
     )
+    mesh_files = upload_box(
+        "…or upload a mesh: OBJ (+MTL, texture), PLY, GLB, STL, OFF, or a zip", MESH_WITH_TEXTURE_TYPES
+    )
+    preset = preset_radio(ctx, PRESET_LABEL)
+    with gr.Row():
+        if config_cls is None:
+            n_views = gr.Number(None, label="Views", precision=0, info="Cameras on the circle (empty: the preset's)")
+            image_size = gr.Number(None, label="Image size px", precision=0, info="Empty: the preset's")
+        else:
+            boxes = preset_numbers(
+                ctx,
+                preset,
+                config_cls,
+                {"n_views": "Views", "image_size": "Image size (px)"},
+                integers=("n_views", "image_size"),
+                limits={"n_views": (2, 400), "image_size": (16, 1024)},
+            )
+            n_views, image_size = boxes["n_views"], boxes["image_size"]
+    with gr.Row():
+        elevation_deg = gr.Slider(
+            -60, 60, value=ELEVATION_DEG, step=1, label="Elevation (°)", info="The cameras' height angle (book: 0)"
+        )
+        camera_distance = gr.Slider(
+            1.5, 6.0, value=CAMERA_DISTANCE, step=0.1, label="Camera distance", info="From the object's centre"
+        )
+    return object_name, mesh_files, preset, n_views, image_size, elevation_deg, camera_distance
+
+
+def preview_controls() -> tuple[gr.Checkbox, gr.Button]:
+    """The ray-sampler switch and the preview button."""
+    show_rays = gr.Checkbox(False, label="Show the ray sampler (rays and samples of camera 0)")
+    preview_button = gr.Button("Preview the data", size="sm")
+    return show_rays, preview_button
+
+
+def preview_outputs() -> tuple[gr.Image, gr.Plot, gr.JSON]:
+    """The views sheet, the cameras plot and the data-set JSON (in a closed accordion)."""
+    sheet = gr.Image(label="Views (top) and silhouettes; held-out views framed orange", interactive=False, height=320)
+    cameras_plot = gr.Plot(label="Cameras (blue: training, orange: held out)")
+    with gr.Accordion("Data set details (JSON)", open=False):
+        data_info = gr.JSON(label="Data set")
+    return sheet, cameras_plot, data_info
+
+
+def data_preview_section(ctx: AppContext, inputs: tuple[Any, ...]) -> DataSection:
+    """The data preview in a closed accordion below a tab's results, over data widgets laid out elsewhere."""
+    with gr.Accordion("The multi-view data: views, silhouettes, cameras and rays", open=False):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=240):
+                show_rays, preview_button = preview_controls()
+            with gr.Column(scale=3):
+                sheet, cameras_plot, data_info = preview_outputs()
+    return DataSection(*inputs, show_rays, preview_button, sheet, cameras_plot, data_info)
+
+
+def object_examples(inputs: tuple[Any, ...], elem_id: str) -> gr.Examples:
+    """Examples of the object widget (the first of `inputs`), the book's cow first: what the start-here card picks."""
+    names = [DEFAULT_OBJECT, *(name for name in OBJECTS if name != DEFAULT_OBJECT)]
+    return gr.Examples([[name] for name in names], [inputs[0]], label="Examples: pick an object", elem_id=elem_id)
 
 
 def wire_preview(ctx: AppContext, data: DataSection, config_cls: type, api_name: str | bool) -> None:
@@ -147,7 +202,7 @@ def data_overrides(
 ) -> dict[str, Any]:
     """Config overrides from the data widgets (empty numbers keep the preset's value)."""
     values: dict[str, Any] = {
-        "object": object_name or "blob",
+        "object": object_name or DEFAULT_OBJECT,
         "files": upload_paths(mesh_files),
         "elevation": float(elevation_deg),
         "distance": float(camera_distance),

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from pipelines.core.config import make_preset
 from pipelines.core.device import default_preset
 from pipelines.core.events import Done
 from pipelines.nerf import pipeline as nerf
@@ -19,10 +20,12 @@ from .multiview_data import (
     CAMERA_DISTANCE,
     ELEVATION_DEG,
     checked,
+    data_inputs,
     data_overrides,
-    data_section,
+    data_preview_section,
     filled,
     given,
+    object_examples,
     wire_preview,
 )
 from .stream import stream
@@ -33,9 +36,11 @@ from .widgets import (
     config_for,
     gpu_click,
     model3d,
+    preset_numbers,
     refresh_on_select,
     run_panel,
     show_in_viewer,
+    shown_file,
     stop_button,
     upload_path,
     user_errors,
@@ -85,12 +90,26 @@ class NerfUI:
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
+    """Results first: data and field settings with Train on the left, the run's results on the right; examples; the
+    orbit of a trained field; the data preview in a closed accordion."""
     with gr.Accordion("Lesson: radiance fields, harmonic embedding, Monte Carlo rays", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
-    data = data_section(ctx)
-    wire_preview(ctx, data, nerf.Config, api_name=False)  # the same builder as /multiview in the Volume tab
-    train_inputs, train_button, panel, video, model = _train_controls(ctx)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            inputs = data_inputs(ctx, nerf.Config)
+            train_inputs = _field_inputs(ctx, inputs[2])
+            with gr.Row():
+                train_button = gr.Button("Train", variant="primary", elem_id="nerf-run")
+                stop_button(ctx, "nerf")
+        with gr.Column(scale=2, min_width=320):
+            panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300)
+            with gr.Row():
+                video = gr.Video(label="Orbit video", interactive=False, height=300, visible=False)
+                model = model3d("Marching-cubes mesh", "nerf-model3d", height=300, interactive=False)
+    object_examples(inputs, "nerf-examples")
     checkpoint = _render_section(ctx)
+    data = data_preview_section(ctx, inputs)
+    wire_preview(ctx, data, nerf.Config, api_name=False)  # the same builder as /multiview in the Volume tab
     viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see widgets.viewer_file)
     ui = NerfUI(panel, video, checkpoint, data.data_info, viewer_state)
     event = gpu_click(train_button, bind(train, ctx=ctx, ui=ui), [*data.inputs, *train_inputs], ui.outputs, "nerf")
@@ -98,48 +117,73 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     refresh_on_select(tab, model)
 
 
-def _train_controls(ctx: AppContext) -> tuple[list[Any], gr.Button, RunPanel, gr.Video, gr.Model3D]:
-    """Step 2: the field's settings (the inputs /nerf takes after the data's), Train and Stop, the run panel, the
-    orbit video and the mesh viewer."""
-    gr.Markdown("### 2. Train the field")
-    with gr.Row():
+def _field_inputs(ctx: AppContext, preset: gr.Radio) -> list[Any]:
+    """The field and its optimisation settings (the inputs /nerf takes after the data's), showing the preset's
+    values; picking another field shows that field's learning rate."""
+    with gr.Accordion("Field and optimisation (the preset's values; change freely)", open=False):
         field_type = gr.Radio(
-            [("preset's", ""), ("book MLP", "mlp"), ("fast grid field", "grid")], value="", label="Field"
+            [("preset's", ""), ("book MLP", "mlp"), ("fast grid field", "grid")],
+            value="",
+            label="Field",
+            info="The book's MLP is faithful but slow on a CPU; the grid field trains in about a minute",
         )
-        steps = gr.Number(None, label="Steps (0: the preset's; book 3000)", precision=0)
-        learning_rate = gr.Number(None, label="Learning rate (0: the preset's; book 0.001)")
-        rays_per_view = gr.Number(None, label="Rays per view per step (0: the preset's; book 750)", precision=0)
-    with gr.Row():
-        train_button = gr.Button("Train", variant="primary")
-        stop_button(ctx, "nerf")
-    panel = run_panel(preview_label="Held-out view: target | render | error")
-    with gr.Row():
-        video = gr.Video(label="Orbit video", interactive=False, height=320)
-        model = model3d("Marching-cubes mesh", "nerf-model3d", height=320)
-    return [field_type, steps, learning_rate, rays_per_view], train_button, panel, video, model
+        boxes = preset_numbers(
+            ctx,
+            preset,
+            nerf.Config,
+            {
+                "steps": "Steps (book 3000)",
+                "lr": "Learning rate (book 0.001)",
+                "rays_per_image": "Rays per view per step (book 750)",
+            },
+            integers=("steps", "rays_per_image"),
+            limits={"steps": (1, 100_000), "lr": (1e-7, 1.0), "rays_per_image": (1, 1 << 20)},
+        )
+    field_type.change(bind(field_rate, ctx=ctx), [preset, field_type], boxes["lr"], api_name=False, queue=False)
+    return [field_type, *boxes.values()]
+
+
+def field_rate(preset: str | None, field_type: str, *, ctx: AppContext) -> float:
+    """The learning rate the chosen field trains at under `preset` (the field's own, see nerf.with_field)."""
+    cfg = make_preset(nerf.Config, preset or default_preset(ctx.device))
+    return (nerf.with_field(cfg, field_type) if field_type else cfg).lr
 
 
 def _render_section(ctx: AppContext) -> gr.File:
-    """Step 3: re-render a checkpoint from a new camera (/nerf_render); returns the checkpoint box."""
-    gr.Markdown("### 3. Re-render a checkpoint")
+    """Orbit a trained field: sliders re-render the checkpoint (/nerf_render) when released; returns the checkpoint
+    box (filled in after training, or an upload)."""
+    gr.Markdown("### Orbit the trained field")
     with gr.Row():
-        with gr.Column(scale=1):
-            checkpoint = gr.File(label="Checkpoint (.pt; filled in after training)", file_types=[".pt"])
-            azimuth_deg = gr.Slider(-180, 180, value=30, step=1, label="Azimuth (°)")
-            elevation_deg = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)")
-            camera_distance = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Distance")
-            image_size = gr.Number(None, label="Image size px (0: as trained)", precision=0)
-            render_button = gr.Button("Render")
-        with gr.Column(scale=2):
+        with gr.Column(scale=1, min_width=300):
+            checkpoint = gr.File(label="Checkpoint (.pt; filled in after training, or upload one)", file_types=[".pt"])
+            azimuth_deg = gr.Slider(-180, 180, value=30, step=1, label="Orbit: azimuth (°)", info="Release to render")
+            elevation_deg = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)", info="Release to render")
+            camera_distance = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Distance", info="Release to render")
+            image_size = gr.Number(256, label="Image size (px)", precision=0, info="0: the size it was trained at")
+            render_button = gr.Button("Render", size="sm")
+        with gr.Column(scale=2, min_width=300):
             rendered = gr.Image(label="Rendered view", interactive=False, height=320)
-    gpu_click(
-        render_button,
-        bind(render, ctx=ctx),
-        [checkpoint, azimuth_deg, elevation_deg, camera_distance, image_size],
-        rendered,
-        api_name="nerf_render",
-    )
+    inputs = [checkpoint, azimuth_deg, elevation_deg, camera_distance, image_size]
+    gpu_click(render_button, bind(render, ctx=ctx), inputs, rendered, api_name="nerf_render")
+    orbit = bind(orbit_render, ctx=ctx)
+    for trigger in (azimuth_deg.release, elevation_deg.release, camera_distance.release, checkpoint.change):
+        trigger(orbit, inputs, rendered, api_name=False, concurrency_id="gpu", concurrency_limit=1)
     return checkpoint
+
+
+def orbit_render(
+    checkpoint: Any,
+    azimuth_deg: float,
+    elevation_deg: float,
+    camera_distance: float,
+    image_size: float | None = None,
+    *,
+    ctx: AppContext,
+) -> Any:
+    """`render` when there is a checkpoint; otherwise leaves the picture as it is (a slider moved before training)."""
+    if not upload_path(checkpoint):
+        return gr.skip()
+    return render(checkpoint, azimuth_deg, elevation_deg, camera_distance, image_size, ctx=ctx)
 
 
 def train(
@@ -171,7 +215,7 @@ def train(
     def on_done(done: Done) -> dict[Any, Any]:
         glb = done.files.get("mesh_glb")
         return {
-            ui.video: str(done.files["video"]) if "video" in done.files else None,
+            ui.video: shown_file(done.files.get("video")),
             ui.checkpoint: str(done.files["checkpoint"]),
             ui.data_info: done.info.get("data"),
             ui.viewer_state: viewer_file(ctx, request, glb) if glb else None,

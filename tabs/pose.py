@@ -32,6 +32,7 @@ from .widgets import (
     number_value,
     preset_radio,
     run_panel,
+    shown_file,
     stop_button,
     upload_box,
     upload_paths,
@@ -149,12 +150,18 @@ def single_pose_section(ctx: AppContext, mesh_files: gr.File) -> None:
                 preset = preset_radio(ctx)
             optimisation = _optimisation_inputs(make_preset(pose.Config, default_preset(ctx.device)))
             with gr.Row():
-                button = gr.Button("Estimate the pose", variant="primary")
+                button = gr.Button("Estimate the pose", variant="primary", elem_id="pose-run")
                 stop_button(ctx, "pose")
     panel = run_panel(preview_label="Target | current render | overlay (red = target, cyan = current, white = both)")
-    with gr.Row():
-        video = gr.Video(label="The optimisation (MP4)", height=240, interactive=False)
+    video = gr.Video(label="The optimisation (MP4)", height=300, interactive=False, visible=False)
+    with gr.Accordion("Estimated, start and true pose (R, T, centre; JSON)", open=False):
         result = gr.JSON(label="Estimated, start and true pose (R, T, centre)")
+    gr.Examples(
+        [[50.0, 0.0, 30.0], [20.0, 120.0, 45.0], [-10.0, -60.0, 20.0]],
+        [target[2], target[3], start[0]],
+        label="Examples: hidden elevation, azimuth and start offset",
+        elem_id="pose-examples",
+    )
     preset.change(bind(pose_preset_values, ctx=ctx), preset, optimisation, api_name=False)
     gpu_click(
         button,
@@ -273,7 +280,7 @@ def estimate(
 
     def on_done(done: Done) -> Updates:
         return {
-            ui.video: str(done.files["mp4"]) if "mp4" in done.files else None,
+            ui.video: shown_file(done.files.get("mp4")),
             ui.result: {k: v for k, v in done.info.items() if k != "history"},
         }
 
@@ -314,7 +321,7 @@ def tracking_section(ctx: AppContext, mesh_files: gr.File) -> None:
         steps = gr.Number(start.steps_per_frame, label="Most steps per frame", precision=0, minimum=1, maximum=2000)
         sizes = gr.Textbox(sizes_text(start.image_sizes), label="Image sizes, coarse to fine")
     with gr.Row():
-        button = gr.Button("Track", variant="primary")
+        button = gr.Button("Track", variant="primary", elem_id="pose_track-run")
         stop_button(ctx, "pose_track")
     panel = run_panel(preview_label="Target | current render | overlay")
     trajectory = gr.Plot(label="Estimated against true trajectory")

@@ -96,9 +96,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
 def render_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> None:
     """/render on the button; the same render, unnamed, whenever the settings or the mesh change (when live)."""
-    button = gr.Button("Render", variant="primary", elem_id="shading-render-btn")
+    button = gr.Button("Render", variant="primary", elem_id="shading-run")
     image = gr.Image(label="Render", type="numpy", interactive=False, height=460, elem_id="shading-image")
-    info = gr.JSON(label="Render info (time, memory estimate, notes)", elem_id="shading-info")
+    with gr.Accordion("Render info (time, memory estimate, notes)", open=False):
+        info = gr.JSON(label="Render info (time, memory estimate, notes)", elem_id="shading-info")
+    gr.Examples(
+        [[name] for name in _example_meshes(panel)],
+        [panel.mesh],
+        label="Examples: a subject (re-renders at once)",
+        elem_id="shading-examples",
+    )
     mesh_inputs = [panel.mesh, panel.files, panel.settings_json]
     gpu_then(
         refresh_settings(button, panel), bind(render, ctx=ctx, source=source), mesh_inputs, [image, info], "render"
@@ -113,6 +120,13 @@ def render_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> No
         trigger_mode="always_last",
         show_progress="minimal",
     )
+
+
+def _example_meshes(panel: SettingsPanel) -> list[str]:
+    """The subjects worth a first look (the book's cow and teapot when present), then the other choices."""
+    choices = [c[1] if isinstance(c, tuple) else c for c in panel.mesh.choices]
+    first = [name for name in ("cow", "teapot") if name in choices]
+    return (first + [c for c in choices if c not in first])[:5]
 
 
 @user_errors("Cannot render")
@@ -162,7 +176,8 @@ def buffers_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> N
     buffers = gr.Gallery(label="Rasteriser buffers", columns=5, height=260, object_fit="contain")
     gr.Markdown(TERMS_FORMULA, latex_delimiters=LATEX)
     terms = gr.Gallery(label="Lighting terms (they sum to the render)", columns=5, height=260, object_fit="contain")
-    info = gr.JSON(label="Buffer statistics and the terms' reconstruction error")
+    with gr.Accordion("Buffer statistics and the terms' reconstruction error", open=False):
+        info = gr.JSON(label="Buffer statistics and the terms' reconstruction error")
     gpu_then(
         refresh_settings(button, panel),
         bind(render_buffers, ctx=ctx, source=source),
@@ -221,7 +236,8 @@ def compare_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> N
         image_a = gr.Image(label="A", type="numpy", interactive=False)
         image_b = gr.Image(label="B", type="numpy", interactive=False)
         image_diff = gr.Image(label="|A − B| × gain", type="numpy", interactive=False)
-    info = gr.JSON(label="Difference")
+    with gr.Accordion("Difference", open=False):
+        info = gr.JSON(label="Difference")
     set_a.click(settings_from_widgets, panel.inputs, settings_a, queue=False, api_name=False)
     set_b.click(settings_from_widgets, panel.inputs, settings_b, queue=False, api_name=False)
     gpu_click(
@@ -272,7 +288,8 @@ def rotations_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) ->
     translation = gr.Textbox("0, 0, 0", label="Translation x, y, z (applied after the rotation)")
     button = gr.Button("Convert and apply", variant="primary")
     image = gr.Image(label="Before | after", type="numpy", interactive=False)
-    info = gr.JSON(label="The rotation in every form, and round-trip errors")
+    with gr.Accordion("The rotation in every form, and round-trip errors", open=False):
+        info = gr.JSON(label="The rotation in every form, and round-trip errors")
     gpu_then(
         refresh_settings(button, panel),
         bind(rotate, ctx=ctx, source=source),

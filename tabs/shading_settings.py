@@ -166,7 +166,12 @@ class SettingsPanel:
 def settings_column() -> SettingsPanel:
     """Lays out the mesh pickers and the settings accordions (inside the caller's column)."""
     defaults = RenderSettings()
-    mesh = gr.Dropdown(mesh_choices(), value="ico-sphere", label="Mesh", elem_id="shading-mesh")
+    choices = mesh_choices()
+    names = [c[1] if isinstance(c, tuple) else c for c in choices]
+    start = next((name for name in ("cow", "teapot", "ico-sphere") if name in names), names[0])
+    mesh = gr.Dropdown(
+        choices, value=start, label="Mesh", elem_id="shading-mesh", info="The book's cow and teapot first"
+    )
     files = upload_box("…or upload a mesh (OBJ + MTL + texture, PLY, GLB, STL, OFF, or a zip)", MESH_WITH_TEXTURE_TYPES)
     widgets: dict[str, Any] = {
         "shader": gr.Radio(list(SHADERS), value=defaults.shader, label="Shader", elem_id="shading-shader")

@@ -143,6 +143,13 @@ def pose_panel(ctx: AppContext) -> LivePreview:
             views = _body_views()
     panel = run_panel(preview=True, curves=False, preview_label="Renders: posed body and skinning weights")
     ui = SmplUI(panel, views, viewers=gr.State(None))
+    poses = [name for name in POSE_PRESETS if name != "random"][:5]
+    gr.Examples(
+        [[name, pose_text(preset_pose(name))] for name in poses],
+        [controls.pose_preset, controls.pose_json],
+        label="Examples: a pose (then Pose and export)",
+        elem_id="smpl-examples",
+    )
     live = LivePreview(bind(preview_body, ctx=ctx), controls.view_inputs, views.outputs)
     _wire_pose_controls(controls, live)
     event = gpu_click(controls.run_button, bind(run_body, ctx=ctx, ui=ui), controls.run_inputs, ui.outputs, "smpl")
@@ -182,12 +189,16 @@ def _body_controls(ctx: AppContext) -> BodyControls:
         ]
         reset_shape = gr.Button("Reset shape", size="sm")
     heat_map_joint = gr.Dropdown(list(JOINT_NAMES), value="left_shoulder", label="Skinning-weight heat map of joint")
-    pose_json = gr.Textbox(
-        pose_text(start), label="Pose: 24 × 3 axis-angle, radians (JSON; edit and press Enter)", lines=3, max_lines=6
-    )
+    with gr.Accordion("Advanced: the whole pose as 24 × 3 axis-angle JSON (radians)", open=False):
+        pose_json = gr.Textbox(
+            pose_text(start),
+            label="Pose: 24 × 3 axis-angle, radians (JSON; edit and press Enter)",
+            lines=3,
+            max_lines=6,
+        )
     exports = gr.CheckboxGroup(list(smpl.EXPORTS), value=["glb", "obj"], label="Export the posed mesh as")
     with gr.Row():
-        run_button = gr.Button("Pose and export", variant="primary")
+        run_button = gr.Button("Pose and export", variant="primary", elem_id="smpl-run")
         stop_button(ctx, "smpl")
     return BodyControls(
         choice, upload, pose_preset, joint, rotation, betas, reset_shape, heat_map_joint, pose_json, exports, run_button
@@ -199,7 +210,8 @@ def _body_views() -> BodyViews:
     with gr.Row():
         skeleton = gr.Plot(label="Skeleton (kinematic tree)")
         heat = model3d("Skinning weights (viridis; grey = 0)", "smpl-heat3d", height=420)
-    stats = gr.JSON(label="Body", open=False)
+    with gr.Accordion("The body's numbers (JSON)", open=False):
+        stats = gr.JSON(label="Body")
     return BodyViews(posed, skeleton, heat, stats)
 
 

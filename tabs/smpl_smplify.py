@@ -92,7 +92,7 @@ def _keypoint_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
         )
     preset = preset_radio(ctx, "Preset (tiny: seconds; quick: ~1 min on a CPU; full: SMPLify's iterations)")
     with gr.Row():
-        fit_button = gr.Button("Fit", variant="primary")
+        fit_button = gr.Button("Fit", variant="primary", elem_id="smplify-run")
         stop_button(ctx, "smplify")
     gr.Markdown(CAMERA_NOTE)
     source.change(show_source_settings, source, [synthetic_group, upload_group], api_name=False)

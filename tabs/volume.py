@@ -16,12 +16,13 @@ from .context import AppContext
 from .multiview_data import (
     CAMERA_DISTANCE,
     ELEVATION_DEG,
-    DataSection,
     checked,
+    data_inputs,
     data_overrides,
-    data_section,
+    data_preview_section,
     filled,
     given,
+    object_examples,
     wire_preview,
 )
 from .stream import stream
@@ -32,9 +33,11 @@ from .widgets import (
     config_for,
     gpu_click,
     model3d,
+    preset_numbers,
     refresh_on_select,
     run_panel,
     show_in_viewer,
+    shown_file,
     stop_button,
     viewer_file,
 )
@@ -86,42 +89,49 @@ class VolumeUI:
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
+    """Results first: the data and grid settings with Train on the left, the run's results on the right; examples
+    below; the data preview (/multiview) in a closed accordion."""
     with gr.Accordion("Lesson: rays, the volume rendering equation, voxel grids", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
-    data = data_section(ctx)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            inputs = data_inputs(ctx, volume.Config)
+            grid = _grid_inputs(ctx, inputs[2])
+            with gr.Row():
+                train_button = gr.Button("Train", variant="primary", elem_id="volume-run")
+                stop_button(ctx, "volume")
+        with gr.Column(scale=2, min_width=320):
+            panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300)
+            with gr.Row():
+                video = gr.Video(label="Orbit video", interactive=False, height=300, visible=False)
+                model = model3d("Marching-cubes mesh", "volume-model3d", height=300, interactive=False)
+    object_examples(inputs, "volume-examples")
+    data = data_preview_section(ctx, inputs)
     wire_preview(ctx, data, volume.Config, api_name="multiview")
-    _train_section(ctx, tab, data)
-
-
-def _train_section(ctx: AppContext, tab: gr.Tab, data: DataSection) -> None:
-    """Step 2: the grid's settings, Train and Stop, the run panel, the orbit video and the mesh viewer (/volume)."""
-    gr.Markdown("### 2. Fit the voxel grid")
-    with gr.Row():
-        grid_size = gr.Number(None, label="Grid size G (0: the preset's; book 128)", precision=0)
-        steps = gr.Number(None, label="Steps (0: the preset's; book 300)", precision=0)
-        learning_rate = gr.Number(None, label="Learning rate (0: the preset's; book 0.1)")
-        rays_per_view = gr.Number(
-            None, label="Rays per view per step (0: the preset's; -1 = every pixel, the book)", precision=0
-        )
-    with gr.Row():
-        train_button = gr.Button("Train", variant="primary")
-        stop_button(ctx, "volume")
-    panel = run_panel(preview_label="Held-out view: target | render | error")
-    with gr.Row():
-        video = gr.Video(label="Orbit video", interactive=False, height=320)
-        model = model3d("Marching-cubes mesh", "volume-model3d", height=320)
-    # the GLB for the viewer, handed over by a chained event (see widgets.viewer_file)
-    viewer_state = gr.State(None)
+    viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see widgets.viewer_file)
     ui = VolumeUI(panel, video, data.data_info, viewer_state)
-    event = gpu_click(
-        train_button,
-        bind(train, ctx=ctx, ui=ui),
-        [*data.inputs, grid_size, steps, learning_rate, rays_per_view],
-        ui.outputs,
-        api_name="volume",
-    )
+    event = gpu_click(train_button, bind(train, ctx=ctx, ui=ui), [*data.inputs, *grid], ui.outputs, api_name="volume")
     show_in_viewer(event, viewer_state, model)
     refresh_on_select(tab, model)
+
+
+def _grid_inputs(ctx: AppContext, preset: gr.Radio) -> list[gr.Number]:
+    """Grid size, steps, learning rate and rays per view, showing (and following) the preset's values."""
+    with gr.Accordion("Grid and optimisation (the preset's values; change freely)", open=False):
+        boxes = preset_numbers(
+            ctx,
+            preset,
+            volume.Config,
+            {
+                "grid_size": "Grid size G (book 128)",
+                "steps": "Steps (book 300)",
+                "lr": "Learning rate (book 0.1)",
+                "rays_per_image": "Rays per view per step (0: every pixel, the book)",
+            },
+            integers=("grid_size", "steps", "rays_per_image"),
+            limits={"grid_size": (4, 320), "steps": (1, 100_000), "lr": (1e-6, 10.0), "rays_per_image": (0, 1 << 20)},
+        )
+    return list(boxes.values())
 
 
 def train(
@@ -152,7 +162,7 @@ def train(
     def on_done(done: Done) -> dict[Any, Any]:
         glb = done.files.get("mesh_glb")
         return {
-            ui.video: str(done.files["video"]) if "video" in done.files else None,
+            ui.video: shown_file(done.files.get("video")),
             ui.viewer_state: viewer_file(ctx, request, glb) if glb else None,
             ui.data_info: done.info.get("data"),
         }

@@ -261,7 +261,7 @@ def gpu_then(event: Any, fn: Callable, inputs: Any, outputs: Any, api_name: str)
 # ---------------------------------------------------------------------------------------------------------------
 
 
-THREE_QUARTER = (-55.0, 65.0, None)
+THREE_QUARTER = (None, None, None)
 """A Model3D camera (azimuth °, polar angle from the top °, distance; None = fit the object): a three-quarter view
 from above, so a cube shows three faces and a body or animal reads as one."""
 
@@ -272,12 +272,15 @@ def model3d(
     height: int = 400,
     interactive: bool | None = None,
     camera_position: tuple[float | None, float | None, float | None] = THREE_QUARTER,
+    visible: bool = True,
 ) -> gr.Model3D:
     """A 3D viewer for a result (GLB/OBJ/PLY), with an explicit height, the studio's background and a three-quarter
     camera that frames the whole object.
 
     `interactive=False` keeps it a viewer without an upload area or a clear button (refresh_on_select makes it an
-    event's input, which Gradio otherwise takes as a request for an upload box): pass it for every output."""
+    event's input, which Gradio otherwise takes as a request for an upload box): pass it for every output.
+    Keep output viewers visible (`visible=False` is for viewers another control shows): a Model3D that an update
+    makes visible draws no canvas in Gradio 6.31."""
     return gr.Model3D(
         label=label,
         height=height,
@@ -285,6 +288,7 @@ def model3d(
         elem_id=elem_id,
         interactive=interactive,
         camera_position=camera_position,
+        visible=visible,
     )
 
 
@@ -312,10 +316,16 @@ def viewer_file(ctx: AppContext, request: gr.Request | None, path: str | Path) -
 def show_in_viewer(event: Any, state: gr.State, viewer: gr.Model3D, keep_when_empty: bool = False) -> Any:
     """Chains the hand-over of a viewer file from `state` to `viewer` after `event` (see `viewer_file`).
 
-    With `keep_when_empty`, an empty state (a run stopped before its mesh) leaves the viewer showing what it had."""
+    With `keep_when_empty`, an empty state (a run stopped before its mesh) leaves the viewer showing what it had.
+    The viewer must be visible from the start: a Model3D shown by an update draws no canvas (Gradio 6.31)."""
     if keep_when_empty:
         return event.then(lambda path: path or gr.skip(), state, viewer, api_name=False)
     return event.then(lambda path: path, state, viewer, api_name=False)
+
+
+def shown_file(path: str | Path | None) -> Any:
+    """An update that shows an output (video, viewer, picture file) with `path`, or hides it when there is none."""
+    return gr.update(value=str(path) if path else None, visible=bool(path))
 
 
 @dataclass

@@ -1,12 +1,18 @@
-"""The page in a real headless Chromium (Debian's), driven by Playwright: every tab, an upload, screenshots."""
+"""The page in a real headless Chromium (Debian's), driven by Playwright: the start-here cards and each tab's first
+example run and show a headline card (number and unit) beside a picture of 256 px or more; every tab at 1400 and
+800 px (screenshots for the README's tour); an upload; the Model3D canvases draw."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import tabs
+from tabs.showcase import cards_for
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,57 +27,170 @@ LAUNCH_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+HEADLINE = re.compile(r"\d(\.\d+)?\s*(dB|°|mm|px|s|%|frames/s)\b|\d°")
+"""A number with its unit, as the headline card shows it."""
+MIN_PICTURE_PX = 256
+WIDTHS = (1400, 800)
 
 
 @pytest.fixture(scope="module")
-def page(app_server):
+def browser(app_server):
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is not installed: run scripts/setup.sh dev (make test does).")
     from playwright.sync_api import sync_playwright
 
-    url, _ = app_server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.goto(url)
-        pg.wait_for_selector("#tab-about", state="attached")
-        yield pg
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        yield chromium
+        chromium.close()
 
 
-def open_tab(page, title: str) -> None:
-    page.get_by_role("tab", name=title, exact=True).click()
+@pytest.fixture(scope="module")
+def page(browser, app_server):
+    url, _ = app_server
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(60_000)
+    pg.goto(url)
+    pg.wait_for_selector("#tab-about", state="attached")
+    yield pg
+    pg.close()
+
+
+def open_tab(page, key: str) -> None:
+    page.locator(f"#tab-{key}-button").click()
+    page.locator(f"#tab-{key}").wait_for(state="visible")
     page.wait_for_timeout(300)
 
 
-def test_every_tab_opens(page, artifacts_dir):
-    import tabs
+def use_tiny_presets(page) -> None:
+    """Every preset radio on tiny, so the examples finish in seconds (the cards keep the tab's preset)."""
+    for key, _ in tabs.TABS:
+        open_tab(page, key)
+        for radio in page.locator(f"#tab-{key} input[type=radio][value=tiny]").all():
+            if radio.is_visible():
+                radio.check()
+    open_tab(page, "about")
 
-    assert "3D Deep Learning Studio" in page.title()
+
+def largest_picture(page, key: str) -> tuple[float, float]:
+    """(width, height) on screen of the largest visible image, video or canvas in the tab."""
+    return tuple(
+        page.evaluate(
+            """(key) => {
+              let best = [0, 0];
+              for (const el of document.querySelectorAll(`#tab-${key} img, #tab-${key} video, #tab-${key} canvas`)) {
+                const r = el.getBoundingClientRect();
+                if (el.offsetParent !== null && r.width * r.height > best[0] * best[1]) best = [r.width, r.height];
+              }
+              return best;
+            }""",
+            key,
+        )
+    )
+
+
+def check_result(page, key: str, artifacts_dir: Path, timeout_ms: int = 120_000) -> str:
+    """Waits for the tab's run to finish; checks the headline card and a big picture; returns the headline."""
+    tab = page.locator(f"#tab-{key}")
+    tab.locator(".studio-progress[data-state=done]").first.wait_for(timeout=timeout_ms)
+    card = tab.locator(".studio-headline").first
+    card.wait_for(state="visible", timeout=20_000)
+    text = card.inner_text()
+    assert HEADLINE.search(text), f"{key}: no number with a unit in the headline {text!r}"
+    page.wait_for_timeout(1000)
+    width, height = largest_picture(page, key)
+    assert max(width, height) >= MIN_PICTURE_PX, f"{key}: the largest picture is {width:.0f}×{height:.0f} px"
+    page.screenshot(path=str(artifacts_dir / f"result-{key}.png"), full_page=True)
+    return text
+
+
+def test_start_here_cards_fill_and_run_their_tabs(page, artifacts_dir):
+    use_tiny_presets(page)
+    cards = cards_for([key for key, _ in tabs.TABS])
+    assert len(cards) >= 4
+    headlines = {}
+    for card in cards:
+        open_tab(page, "about")
+        page.locator(f"#start-{card.tab}").click()
+        page.locator(f"#tab-{card.tab}").wait_for(state="visible", timeout=30_000)
+        headlines[card.tab] = check_result(page, card.tab, artifacts_dir)
+    (artifacts_dir / "start-here-headlines.txt").write_text("\n".join(f"{k}: {v}" for k, v in headlines.items()))
+    for key, viewer in (("volume", "#volume-model3d"), ("mesh_fit", "#mesh-fit-model3d")):
+        if key in headlines:
+            open_tab(page, key)
+            assert _canvas_shows_mesh(page, viewer, artifacts_dir / f"{key}-model3d.png") > 0.02, key
+
+
+def test_first_examples_of_the_other_tabs(page, artifacts_dir):
+    """Tabs without a card: Inspect runs its first sample; the Shading lab re-renders its first subject."""
+    open_tab(page, "inspect")
+    page.locator("#inspect-examples .gallery-item, #inspect-examples tbody tr").first.click()
+    page.wait_for_timeout(1500)
+    page.locator("#inspect-run").click()
+    check_result(page, "inspect", artifacts_dir)
+    open_tab(page, "shading")
+    page.locator("#shading-examples .gallery-item, #shading-examples tbody tr").first.click()
+    page.locator("#shading-run").click()
+    page.wait_for_timeout(4000)
+    width, height = largest_picture(page, "shading")
+    assert min(width, height) >= MIN_PICTURE_PX, f"the render is {width:.0f}×{height:.0f} px"
+
+
+def test_no_raw_json_is_open(page):
+    """Every JSON panel sits in a closed accordion (or is collapsed) when a tab opens."""
+    for key, _ in tabs.TABS:
+        open_tab(page, key)
+        shown = page.evaluate(
+            """(key) => [...document.querySelectorAll(`#tab-${key} .json-holder, #tab-${key} [data-testid=json]`)]
+                .filter((el) => el.offsetParent !== null && el.getBoundingClientRect().height > 60).length""",
+            key,
+        )
+        assert shown == 0, f"{key}: {shown} raw JSON panel(s) open"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_tour_every_tab(browser, app_server, artifacts_dir, width):
+    """Every tab at `width` px: no tab hidden behind an overflow menu, plots and viewers with a size, a screenshot."""
+    url, _ = app_server
+    pg = browser.new_page(viewport={"width": width, "height": 1000})
+    pg.set_default_timeout(60_000)
+    pg.goto(url)
+    pg.wait_for_selector("#tab-about", state="attached")
+    assert pg.locator(".overflow-menu").count() == 0 or not pg.locator(".overflow-menu").first.is_visible()
     for key, title in tabs.TABS:
-        open_tab(page, title)
-        assert page.locator(f"#tab-{key}").is_visible(), title
-        page.screenshot(path=str(artifacts_dir / f"tab-{key}.png"))
-    open_tab(page, "About")
-    assert page.locator("#health-table").is_visible()
+        button = pg.locator(f"#tab-{key}-button")
+        assert button.is_visible(), f"the {title} tab is hidden at {width} px"
+        button.click()
+        pg.locator(f"#tab-{key}").wait_for(state="visible")
+        pg.wait_for_timeout(600)
+        sizes = pg.evaluate(
+            """(key) => [...document.querySelectorAll(`#tab-${key} .js-plotly-plot, #tab-${key} canvas`)]
+                .filter((el) => el.offsetParent !== null)
+                .map((el) => { const r = el.getBoundingClientRect(); return [r.width, r.height]; })""",
+            key,
+        )
+        assert all(w > 0 and h > 0 for w, h in sizes), f"{key} at {width} px: a plot or viewer has no size {sizes}"
+        pg.screenshot(path=str(artifacts_dir / f"tour-{key}-{width}.png"))
+    pg.close()
+
+
+def test_health_is_in_a_closed_accordion(page):
+    open_tab(page, "about")
+    assert not page.locator("#health-table").is_visible()
+    page.get_by_text("Health: device, versions", exact=False).first.click()
+    page.locator("#health-table").wait_for(state="visible")
     assert "load and run" in page.locator("#health-table").inner_text()
 
 
 def test_inspect_upload_shows_mesh(page, artifacts_dir):
-    open_tab(page, "Inspect")
+    open_tab(page, "inspect")
     upload = page.locator("#tab-inspect input[type=file]").first
     upload.set_input_files([str(ROOT / "assets" / "torus_binary.ply")])
     page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Inspect", exact=True).click()
-    page.wait_for_selector(".studio-progress[data-state=done]", timeout=120_000)
+    page.locator("#inspect-run").click()
+    page.wait_for_selector("#tab-inspect .studio-progress[data-state=done]", timeout=120_000)
     assert _canvas_shows_mesh(page, "#inspect-model3d", artifacts_dir / "inspect-model3d.png") > 0.02, (
         "the Model3D canvas shows no mesh"
-    )
-    page.screenshot(path=str(artifacts_dir / "inspect.png"), full_page=True)
-    assert (
-        "No warnings" in page.locator("#inspect-warnings").inner_text()
-        or page.locator("#inspect-warnings").is_visible()
     )
 
 
@@ -85,36 +204,3 @@ def _canvas_shows_mesh(page, selector: str, shot: Path) -> float:
     canvas.screenshot(path=str(shot))
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     return float((np.abs(pixels - np.array([237, 237, 242])).sum(axis=1) > 30).mean())
-
-
-def test_mesh_fitting_streams_and_shows_the_fitted_mesh(page, artifacts_dir):
-    open_tab(page, "Mesh fitting")
-    tab = page.locator("#tab-mesh_fit")
-    tab.get_by_label("tiny").check()
-    tab.get_by_role("button", name="Fit", exact=True).click()
-    tab.locator(".studio-progress[data-state=done]").wait_for(timeout=120_000)
-    assert "chamfer" in tab.inner_text().lower()
-    assert _canvas_shows_mesh(page, "#mesh-fit-model3d", artifacts_dir / "mesh-fit-model3d.png") > 0.02
-    page.screenshot(path=str(artifacts_dir / "mesh-fit.png"), full_page=True)
-
-
-def test_pose_estimate_runs_in_the_page(page, artifacts_dir):
-    open_tab(page, "Pose")
-    tab = page.locator("#tab-pose")
-    tab.get_by_label("tiny").first.check()
-    tab.get_by_role("button", name="Estimate the pose", exact=True).click()
-    tab.locator(".studio-progress[data-state=done]").first.wait_for(timeout=120_000)
-    assert "error" in tab.inner_text().lower()
-    page.screenshot(path=str(artifacts_dir / "pose.png"), full_page=True)
-
-
-def test_volume_training_streams_and_shows_the_mesh(page, artifacts_dir):
-    open_tab(page, "Volume")
-    tab = page.locator("#tab-volume")
-    tab.get_by_label("tiny").first.check()
-    tab.get_by_role("button", name="Train", exact=True).click()
-    tab.locator(".studio-progress[data-state=done]").wait_for(timeout=180_000)
-    assert "psnr_heldout" in tab.inner_text()
-    assert _canvas_shows_mesh(page, "#volume-model3d", artifacts_dir / "volume-model3d.png") > 0.02
-    assert tab.locator("video").count() >= 1
-    page.screenshot(path=str(artifacts_dir / "volume.png"), full_page=True)
