@@ -1,0 +1,183 @@
+"""Mesh R-CNN tab: an image in (a held-out sample or an upload) -> voxels -> cubified mesh -> refined mesh, with the
+shipped studio model, an official checkpoint or an uploaded one (/meshrcnn); training from scratch below
+(/meshrcnn_train, in meshrcnn_train.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from pipelines.core.events import Done, Preview
+from pipelines.meshrcnn import predict
+
+from .context import AppContext
+from .meshrcnn_train import train_section
+from .stream import stream
+from .widgets import (
+    LATEX,
+    RunPanel,
+    bind,
+    config_for,
+    gpu_click,
+    model3d,
+    refresh_on_select,
+    run_panel,
+    show_in_viewer,
+    upload_box,
+    upload_path,
+    user_errors,
+    viewer_file,
+)
+
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
+CHECKPOINT_TYPES = (".pt", ".pth")
+EXAMPLES_DIR = Path(predict.SHIPPED).parent / "examples"
+WEIGHTS = [
+    ("studio model (shipped)", "studio"),
+    ("official voxmesh_R50 (models dir)", "official"),
+    ("checkpoint file", "file"),
+]
+LESSON = r"""
+**Voxels first, then a mesh.** Mesh R-CNN's ShapeNet mode reads one image with a ResNet. A *voxel head* (four
+3×3 convolutions of 256, a 2× deconvolution, a 1×1 convolution to $V$ depth bins) predicts occupancy on a
+$V^3$ grid [$V = 48$] aligned with the camera: x and y follow the image, z the depth (NDC z rescaled to $[-1, 1]$).
+*Cubify* turns every voxel above 0.2 into a cube, merges shared vertices and drops inner faces: a watertight but
+blocky mesh of any topology.
+
+**Refinement.** Three stages move the vertices. Each projects every vertex into the image and samples the
+backbone's four feature maps there (`vert_align`), passes them through a bottleneck, then three graph convolutions
+$f'_i = \mathrm{ReLU}\big(W_0 f_i + \sum_{j \in \mathcal N(i)} W_1 f_j\big)$ [128 wide] that also see the vertex
+position, and finally predicts an offset $\Delta v_i = \tanh(W [f_i; v_i])$.
+
+**Losses.** $\mathcal L = \mathcal L_{vox} + \sum_{stages} \big(\lambda_c \mathcal L_{chamfer} + \lambda_n
+\mathcal L_{normal} + \lambda_e \mathcal L_{edge}\big)$ with ShapeNet weights [1 / 1 / 0 / 0.2]: binary
+cross-entropy on voxels; chamfer $\frac{1}{|P|}\sum_{p}\min_{q}\lVert p-q\rVert^2 + \frac{1}{|Q|}\sum_{q}\min_{p}
+\lVert p-q\rVert^2$ between points sampled on the predicted and true surfaces; edge $\frac{1}{|E|}\sum
+\lVert v_i - v_j\rVert^2$ keeps the mesh from tangling.
+
+**Evaluation (the paper's protocol).** 10k points sampled from each mesh, both scaled so the true bounding box's
+longest edge is 10; chamfer, normal consistency, and F1@τ = harmonic mean of precision (predicted points within τ
+of the truth) and recall (true points within τ of the prediction) at τ = 0.1, 0.3, 0.5.
+"""
+
+
+@dataclass
+class PredictUI:
+    """What /meshrcnn updates besides the run panel."""
+
+    panel: RunPanel
+    message: gr.Markdown
+    detection: gr.Image
+    voxels: gr.Plot
+    cubified_state: gr.State
+    refined_state: gr.State
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [*self.panel.outputs, self.message, self.detection, self.voxels, self.cubified_state, self.refined_state]
+
+
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    """Results first: the input and Reconstruct on the left, the refined mesh over the image and the headline on the
+    right; then detection, voxels and the two meshes; examples; training from scratch at the bottom."""
+    with gr.Accordion("Lesson: voxels, cubify, graph-convolution refinement, the ShapeNet protocol", open=False):
+        gr.Markdown(LESSON, latex_delimiters=LATEX)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            image = upload_box("Picture (one object, plain background)", IMAGE_TYPES, multiple=False)
+            sample = gr.Number(0, label="Held-out sample (used when no picture is given)", precision=0, minimum=0)
+            weights = gr.Radio(WEIGHTS, value="studio", label="Weights")
+            checkpoint = upload_box(
+                "Checkpoint file (.pt/.pth; weights = checkpoint file)", CHECKPOINT_TYPES, multiple=False
+            )
+            button = gr.Button("Reconstruct", variant="primary", elem_id="meshrcnn-run")
+        with gr.Column(scale=2, min_width=320):
+            panel = run_panel(preview_label="Refined mesh rendered over the image", preview_height=300, curves=False)
+            message = gr.Markdown("")
+    with gr.Row():
+        detection = gr.Image(label="Detection: box and mask", interactive=False, height=280)
+        voxels = gr.Plot(label="Voxel prediction")
+    with gr.Row():
+        cubified = model3d("Cubified voxels", "meshrcnn-cubified", height=320, interactive=False)
+        refined = model3d("Refined mesh", "meshrcnn-refined", height=320, interactive=False)
+    _examples(image, sample)
+    ui = PredictUI(panel, message, detection, voxels, gr.State(None), gr.State(None))
+    event = gpu_click(
+        button, bind(reconstruct, ctx=ctx, ui=ui), [image, sample, weights, checkpoint], ui.outputs, "meshrcnn"
+    )
+    show_in_viewer(event, ui.cubified_state, cubified)
+    show_in_viewer(event, ui.refined_state, refined)
+    refresh_on_select(tab, cubified, refined)
+    train_section(ctx)
+
+
+def _examples(image: gr.File, sample: gr.Number) -> None:
+    pictures = sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
+    if pictures:
+        gr.Examples([[str(p), 0] for p in pictures], [image, sample], label="Held-out renders (pictures)")
+    gr.Examples([[None, k] for k in (0, 1, 2, 3, 5, 8)], [image, sample], label="Held-out samples (by number)")
+
+
+@user_errors("Cannot reconstruct this")
+def reconstruct(
+    image: Any = None,
+    sample: float | None = 0,
+    weights: str = "studio",
+    checkpoint: Any = None,
+    request: gr.Request | None = None,
+    *,
+    ctx: AppContext,
+    ui: PredictUI,
+) -> Iterator[dict[Any, Any]]:
+    """/meshrcnn: one picture (or held-out sample) to voxels, cubified and refined meshes, rendered over the image."""
+    picture = upload_path(image)
+    file = upload_path(checkpoint)
+    if weights == "file" and not file:
+        raise gr.Error("Choose a checkpoint file, or pick the studio model.")
+    cfg = config_for(
+        ctx,
+        predict.Config,
+        "quick",
+        image=Path(picture) if picture else None,
+        sample=int(sample or 0),
+        weights=weights or "studio",
+        checkpoint=Path(file) if file else None,
+    )
+
+    def on_preview(event: Preview) -> dict[Any, Any]:
+        return {ui.message: event.caption}
+
+    def on_done(done: Done) -> dict[Any, Any]:
+        return _shown(done, ctx, request, ui)
+
+    yield from stream(
+        ctx,
+        ui.panel,
+        "meshrcnn",
+        cfg,
+        preset="quick",
+        request=request,
+        tab="meshrcnn",
+        on_preview=on_preview,
+        on_done=on_done,
+    )
+
+
+def _shown(done: Done, ctx: AppContext, request: gr.Request | None, ui: PredictUI) -> dict[Any, Any]:
+    info = done.info
+    if "message" in info:  # no object
+        return {ui.message: f"**{info['message']}**", ui.cubified_state: None, ui.refined_state: None}
+    notes = " ".join(info.get("notes", []))
+    text = f"Weights: {info.get('weights')} ({info.get('kind')}). {info.get('detection', '')} {notes}".strip()
+    files = done.files
+    return {
+        ui.message: text,
+        ui.detection: str(files["detection"]) if "detection" in files else None,
+        ui.voxels: info.get("figures", {}).get("voxels"),
+        ui.cubified_state: viewer_file(ctx, request, files["cubified_glb"]) if "cubified_glb" in files else None,
+        ui.refined_state: viewer_file(ctx, request, files["refined_glb"]) if "refined_glb" in files else None,
+    }
