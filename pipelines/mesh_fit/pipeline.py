@@ -40,8 +40,9 @@ BOOK_EXPERIMENTS = (("none", False, False), ("edge", True, False), ("all", True,
 
 @dataclass(frozen=True)
 class Config:
-    target: str = "figure"
-    """Procedural target when no file is given: figure (a standing figure's point cloud), blob, cube, peanut, spiky."""
+    target: str = "pedestrian"
+    """Procedural target when no file is given: pedestrian (the book's sparse 239-point scan; target_points does not
+    apply), figure (the same figure densely sampled), blob, cube, peanut, spiky."""
     target_files: tuple[str, ...] = ()
     """An uploaded target: a point cloud (PLY) or a mesh (points are sampled on it). Overrides `target`."""
     target_points: int = 5000

@@ -1,9 +1,8 @@
-"""Mesh fitting's targets: procedural shapes and a standing figure's point cloud, uploads, the unit-sphere frame,
+"""Mesh fitting's targets: the book's sparse pedestrian scan, procedural shapes and a dense standing figure, uploads, the unit-sphere frame,
 and the noisy-scan corruption."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -15,8 +14,9 @@ from pipelines.files.loader import load_asset
 from pipelines.files.types import Limits
 from pipelines.files.upload import stage_upload
 from pipelines.render.procedural import sample_surface
+from pipelines.render.subjects import PEDESTRIAN_CAPSULES, capsule_surface_points, pedestrian_points
 
-TARGETS = ("figure", "blob", "cube", "peanut", "spiky")
+TARGETS = ("pedestrian", "figure", "blob", "cube", "peanut", "spiky")
 MIN_POINTS = 10
 
 
@@ -87,49 +87,6 @@ def _radial_shape(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return u * r[:, None], sphere.faces_packed()
 
 
-# A standing figure as capsules (start, end, radius), like the book's pedestrian scan.
-_FIGURE = (
-    ((0.0, 0.05, 0.0), (0.0, 0.55, 0.0), 0.2),  # torso
-    ((0.0, 0.93, 0.0), (0.0, 0.95, 0.02), 0.16),  # head
-    ((0.0, 0.6, 0.0), (0.0, 0.8, 0.0), 0.07),  # neck
-    ((0.22, 0.6, 0.0), (0.4, 0.08, 0.06), 0.065),  # arms
-    ((-0.22, 0.6, 0.0), (-0.38, 0.06, -0.04), 0.065),
-    ((0.1, 0.05, 0.0), (0.14, -0.85, 0.02), 0.09),  # legs
-    ((-0.1, 0.05, 0.0), (-0.15, -0.85, -0.04), 0.09),
-)
-
-
-def _figure_points(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Points (n, 3) and normals on the surface of a union of capsules (points inside other capsules removed)."""
-    caps = torch.tensor([[*a, *b, r] for a, b, r in _FIGURE])  # (C, 7)
-    a, b, r = caps[:, 0:3], caps[:, 3:6], caps[:, 6]
-    length = (b - a).norm(dim=1)
-    area = 2 * math.pi * r * length + 4 * math.pi * r**2
-    points, normals, have = [], [], 0
-    while have < n:
-        m = 2 * n
-        which = torch.multinomial(area, m, replacement=True, generator=generator)
-        t = torch.rand(m, 1, generator=generator)
-        d = torch.nn.functional.normalize(torch.randn(m, 3, generator=generator), dim=1)
-        q = a[which] + t * (b[which] - a[which]) + r[which, None] * d
-        # project onto the chosen capsule's surface
-        ab = b[which] - a[which]
-        s = (((q - a[which]) * ab).sum(1) / (ab * ab).sum(1).clamp(min=1e-12)).clamp(0, 1)
-        axis = a[which] + s[:, None] * ab
-        nrm = torch.nn.functional.normalize(q - axis, dim=1)
-        p = axis + r[which, None] * nrm
-        # signed distance of p to every capsule; keep points outside all the others
-        ab_all = (b - a)[None]  # (1, C, 3)
-        s_all = (((p[:, None] - a[None]) * ab_all).sum(-1) / (ab_all * ab_all).sum(-1).clamp(min=1e-12)).clamp(0, 1)
-        sdf = (p[:, None] - (a[None] + s_all[..., None] * ab_all)).norm(dim=-1) - r[None]  # (m, C)
-        sdf[torch.arange(m), which] = 1.0
-        keep = (sdf > -1e-4).all(1)
-        points.append(p[keep])
-        normals.append(nrm[keep])
-        have += int(keep.sum())
-    return torch.cat(points)[:n], torch.cat(normals)[:n]
-
-
 def _normalise(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
     centre = (points.amax(0) + points.amin(0)) / 2
     scale = float((points - centre).norm(dim=1).amax())
@@ -152,8 +109,13 @@ def load_target(cfg: TargetSpec, generator: torch.Generator) -> PointTarget:
         return target_from_arrays(verts, faces, normals, cfg.target_points, generator, main.name, warnings)
     if cfg.target not in TARGETS:
         raise ValueError(f"Unknown procedural target {cfg.target!r}: choose {', '.join(TARGETS)}.")
+    if cfg.target == "pedestrian":
+        points, normals = pedestrian_points()
+        return PointTarget(
+            points, normals, torch.zeros(3), 1.0, "pedestrian (the book's sparse 239-point scan, procedural)", warnings
+        )
     if cfg.target == "figure":
-        points, normals = _figure_points(cfg.target_points, generator)
+        points, normals = capsule_surface_points(PEDESTRIAN_CAPSULES, cfg.target_points, generator)
         points, centre, scale = _normalise(points)
         return PointTarget(points, normals, centre, scale, "figure (procedural point cloud)", warnings)
     verts, faces = _radial_shape(cfg.target)

@@ -17,6 +17,7 @@ from pipelines.core import ddp
 from pipelines.core.config import to_jsonable
 from pipelines.core.events import Done, Event, Preview, to_uint8
 from pipelines.core.headline import Headline
+from pipelines.core.weights import check_archive
 from pipelines.nerf import fields
 from pipelines.train import generators, ray_training, raymarching
 from pipelines.train.multiview_data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, MultiviewData, check_data_config
@@ -87,7 +88,9 @@ class Config(ray_training.RayTrainConfig):
 
     @classmethod
     def tiny(cls) -> Config:
+        # The chunky blob: 32 px views of 12 cameras cannot resolve the cow's legs in 80 steps.
         return cls(
+            object="blob",
             field="grid",
             n_views=12,
             image_size=32,
@@ -366,6 +369,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
         raise ValueError(f"Checkpoint {path.name} does not exist.")
     if path.stat().st_size > MAX_CHECKPOINT_MB * 2**20:
         raise ValueError(f"Checkpoint {path.name} is larger than {MAX_CHECKPOINT_MB} MB.")
+    check_archive(path, MAX_CHECKPOINT_MB)  # a zip bomb is refused before torch.load unpacks it
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling, zip or format failure is a bad file

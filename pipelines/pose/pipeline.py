@@ -2,7 +2,7 @@
 Phong render) of a mesh matches a target, with a vectorised soft rasteriser that keeps CPU steps short.
 
 This module holds the pipeline (Config, validate, run); the maths sits beside it: `raster` (the soft rasteriser),
-`camera_math` (look-at cameras and pose errors), `meshes` (the toy cow and uploads), `scene` (soft renders and the
+`camera_math` (look-at cameras and pose errors), `meshes` (the cow and uploads), `scene` (soft renders and the
 Target), `targets` (rendered and uploaded targets), `fit` (the camera fit), `pictures` (previews and videos) and
 `settings` (the fitting settings shared with tracking, `track`).
 """
@@ -38,9 +38,9 @@ HEADLINE = (Headline("error_deg", "Pose error", "°", "start_error_deg"), Headli
 @dataclass(frozen=True)
 class Config(PoseOptimSettings):
     mesh_files: tuple[str, ...] = ()
-    """The mesh to pose: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the procedural toy cow."""
+    """The mesh to pose: an upload (OBJ with MTL and texture, PLY, GLB, ...). Empty: the book's cow (a procedural UV-textured stand-in)."""
     mesh_detail: int = 2
-    """Subdivision of the toy cow: 1 has 2,240 faces, 2 has 8,960."""
+    """Subdivision of the cow: 1 has 2,320 faces, 2 has 9,280 (the book's cow.obj has 5,856)."""
     max_upload_mb: float = 200.0
     """Largest mesh upload accepted."""
     target_image: str = ""

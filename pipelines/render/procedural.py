@@ -1,4 +1,4 @@
-"""Procedural meshes (ico-sphere, torus, cube), vertex colouring, normalisation and surface sampling."""
+"""Procedural meshes (ico-sphere, torus, cube, diamond, dodecahedron), vertex colouring, normalisation and surface sampling."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from pytorch3d.structures import Meshes
 
 from pipelines.render.colors import Color
 
-PROCEDURAL = ("ico-sphere", "torus", "cube")
+PROCEDURAL = ("ico-sphere", "torus", "cube", "diamond", "dodecahedron")
 
 _PROCEDURAL_COLORS: dict[str, Color] = {
     "ico-sphere": (0.88, 0.56, 0.32),
     "torus": (0.36, 0.62, 0.88),
     "cube": (0.52, 0.80, 0.46),
+    "diamond": (0.70, 0.52, 0.86),
+    "dodecahedron": (0.90, 0.78, 0.34),
 }
 
 
@@ -25,6 +27,32 @@ def _cube() -> tuple[torch.Tensor, torch.Tensor]:
     quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     faces = torch.tensor([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))], dtype=torch.int64)
     return corners, orient_outward(corners, faces)
+
+
+def _diamond() -> tuple[torch.Tensor, torch.Tensor]:
+    """An octahedron stretched along Y (the book's `diamond.obj` role): 6 verts, 8 faces."""
+    verts = torch.tensor([[0.6, 0, 0], [-0.6, 0, 0], [0, 1.0, 0], [0, -1.0, 0], [0, 0, 0.6], [0, 0, -0.6]])
+    faces = torch.tensor([[a, b, c] for a in (0, 1) for b in (2, 3) for c in (4, 5)], dtype=torch.int64)
+    return verts, orient_outward(verts, faces)
+
+
+def _dodecahedron() -> tuple[torch.Tensor, torch.Tensor]:
+    """A regular dodecahedron as the dual of the icosahedron: 20 verts, 12 pentagons fanned into 36 triangles."""
+    from pytorch3d.utils import ico_sphere
+
+    ico = ico_sphere(0)
+    ico_verts, ico_faces = ico.verts_packed(), ico.faces_packed()  # (12, 3), (20, 3)
+    verts = torch.nn.functional.normalize(ico_verts[ico_faces].mean(1), dim=1) * 0.9  # (20, 3) face centres
+    faces = []
+    for i, axis in enumerate(ico_verts):
+        ring = (ico_faces == i).any(1).nonzero()[:, 0]  # the 5 faces around ico vertex i
+        ref = torch.nn.functional.normalize(verts[ring[0]] - axis * (verts[ring[0]] @ axis), dim=0)
+        side = torch.cross(axis, ref, dim=0)
+        rel = verts[ring]
+        ring = ring[torch.argsort(torch.atan2(rel @ side, rel @ ref))]
+        faces += [[int(ring[0]), int(ring[k]), int(ring[k + 1])] for k in (1, 2, 3)]
+    faces_t = torch.tensor(faces, dtype=torch.int64)
+    return verts, orient_outward(verts, faces_t)
 
 
 def orient_outward(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -56,9 +84,9 @@ def procedural_mesh(name: str, *, level: int = 3, device: torch.device | str = "
         from pytorch3d.utils import torus
 
         mesh = torus(r=0.3, R=0.7, sides=24, rings=48, device=device)
-    elif name == "cube":
-        verts, faces = _cube()
-        mesh = Meshes([verts.to(device)], [faces.to(device)])
+    elif name in ("cube", "diamond", "dodecahedron"):
+        verts, faces = {"cube": _cube, "diamond": _diamond, "dodecahedron": _dodecahedron}[name]()
+        mesh = Meshes([verts.float().to(device)], [faces.to(device)])
     else:
         raise ValueError(f"Unknown procedural mesh {name!r}: choose one of {', '.join(PROCEDURAL)}.")
     return with_vertex_colors(mesh, _PROCEDURAL_COLORS[name])

@@ -1,4 +1,4 @@
-"""The Shading lab's meshes: the procedural and bundled choices, and loading one (cached per file) as a batch."""
+"""The Shading lab's meshes: the book's subjects (cow, teapot), the procedural and bundled choices, and loading one (cached per file) as a batch."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from pytorch3d.structures import Meshes
 from pipelines.core.paths import ASSETS_DIR
 from pipelines.render.mesh_convert import load_mesh_file_with_notes
 from pipelines.render.procedural import PROCEDURAL, procedural_mesh
+from pipelines.render.subjects import SUBJECTS, subject_mesh
 
 MESH_EXTS = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 
 
 def mesh_choices() -> list[str]:
-    """Procedural meshes, then the bundled assets (file names in assets/)."""
+    """The book's subjects, procedural meshes, then the bundled assets (file names in assets/)."""
     files = []
     if ASSETS_DIR.is_dir():
         files = sorted(p.name for p in ASSETS_DIR.iterdir() if p.is_file() and p.suffix.lower() in MESH_EXTS)
-    return list(PROCEDURAL) + files
+    return list(SUBJECTS) + list(PROCEDURAL) + files
 
 
 @functools.lru_cache(maxsize=8)
@@ -31,9 +32,11 @@ def _file_mesh(path: str, mtime_ns: int, size: int) -> tuple[Meshes, tuple[str, 
 
 
 def load_mesh_with_notes(source: str | Path, device: torch.device | str = "cpu") -> tuple[Meshes, list[str]]:
-    """A procedural mesh by name, a bundled asset by file name, or a (staged) file path, as a one-mesh batch,
+    """A book subject or procedural mesh by name, a bundled asset by file name, or a (staged) file path, as a one-mesh batch,
     with the loader's warnings."""
     text = str(source)
+    if text in SUBJECTS:
+        return subject_mesh(text, device), []
     if text in PROCEDURAL:
         return procedural_mesh(text, device=device), []
     path = Path(text)

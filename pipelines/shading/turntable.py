@@ -26,8 +26,8 @@ MAX_FRAME_BYTES = 2 * 2**30  # every frame is kept (uint8) until the animations 
 
 @dataclass(frozen=True)
 class Config:
-    mesh: str = "ico-sphere"
-    """A procedural mesh (ico-sphere, torus, cube), a bundled asset's file name, or a path to a 3D file."""
+    mesh: str = "cow"
+    """A book subject (cow, teapot), a procedural mesh (ico-sphere, torus, cube), a bundled asset's file name, or a path to a 3D file."""
     settings: str = ""
     """Render settings as a JSON object (the Shading lab's settings; empty keeps the defaults)."""
     frames: int = 36

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras
 
-OBJECTS = ("blob", "textured-cube")
-"""Built-in objects: `blob`, a colourful bumpy sphere made in code; `textured-cube`, the bundled UV-textured asset."""
+OBJECTS = ("cow", "blob", "textured-cube")
+"""Built-in objects: `cow`, the book's subject (a UV-textured stand-in made in code); `blob`, a colourful bumpy sphere
+made in code; `textured-cube`, the bundled UV-textured asset."""
 
 MAX_VIEWS = 400
 MAX_IMAGE_SIZE = 512
@@ -26,8 +27,8 @@ FOV_DEG = 60.0  # FoVPerspectiveCameras' default, as in the book
 class DataConfig:
     """The data-set settings every multi-view pipeline shares (Volume and NeRF inherit them)."""
 
-    object: str = "blob"
-    """Object to reconstruct when no file is uploaded: blob (a colourful bumpy sphere made in code) or textured-cube (the bundled UV-textured asset)."""
+    object: str = "cow"
+    """Object to reconstruct when no file is uploaded: cow (the book's subject, a UV-textured stand-in made in code), blob (a colourful bumpy sphere) or textured-cube (the bundled UV-textured asset)."""
     files: tuple[str, ...] = ()
     """An uploaded mesh instead (OBJ with its MTL and texture, PLY, GLB, STL, OFF, or a zip); it is centred and scaled into the unit sphere."""
     n_views: int = 40

@@ -1,5 +1,5 @@
-"""The objects that multi-view data is rendered from: the procedural blob (a bumpy sphere with a procedural UV
-texture), the bundled textured cube, or an upload."""
+"""The objects that multi-view data is rendered from: the book's cow (`render.subjects`), the procedural blob (a bumpy
+sphere with a procedural UV texture), the bundled textured cube, or an upload."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pipelines.core.paths import ASSETS_DIR
 from pipelines.files.types import Limits
 from pipelines.files.upload import stage_upload
 from pipelines.render.mesh_convert import load_mesh_file
+from pipelines.render.subjects import cow_mesh
 from pipelines.train.multiview_data import OBJECTS, DataConfig
 
 # --- objects ---------------------------------------------------------------------------------------------
@@ -80,6 +81,8 @@ def load_object(cfg: DataConfig, stage_dir: Path, device: torch.device) -> Meshe
         limits = Limits(max_upload_mb=cfg.max_upload_mb)
         main = stage_upload(list(cfg.files), stage_dir, limits)
         return load_mesh_file(main, limits=limits, device=device)
+    if cfg.object == "cow":
+        return cow_mesh(1, device)
     if cfg.object == "blob":
         return blob_mesh(3, device)
     if cfg.object == "textured-cube":

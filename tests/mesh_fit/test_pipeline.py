@@ -11,7 +11,7 @@ import torch
 
 from pipelines.core.events import Done, Preview
 from pipelines.mesh_fit import pipeline as mesh_fit
-from pipelines.mesh_fit.targets import check_points
+from pipelines.mesh_fit.targets import check_points, load_target
 from pipelines.train import metrics
 
 
@@ -88,13 +88,21 @@ def test_padded_batches_ignore_padding():
 
 
 def test_sphere_to_shape_cuts_chamfer_tenfold(tmp_path):
-    cfg = dataclasses.replace(mesh_fit.Config.tiny(), out_dir=tmp_path, device="cpu", seed=0)
+    cfg = dataclasses.replace(mesh_fit.Config.tiny(), target="figure", out_dir=tmp_path, device="cpu", seed=0)
     done, events = run_to_done(cfg)
     m = done.metrics
     assert m["chamfer"] < 0.1 * m["start_chamfer"], m
     assert m["f1@0.05"] > 0.3 and 0.0 < m["normal_consistency"] <= 1.0
     assert any(isinstance(e, Preview) and e.image is not None for e in events)
     assert {"obj", "glb", "picture"} <= set(done.files)
+
+
+def test_the_default_target_is_the_books_sparse_pedestrian_scan(tmp_path):
+    target = load_target(mesh_fit.Config(out_dir=tmp_path), torch.Generator().manual_seed(0))
+    assert target.points.shape == (239, 3) and "pedestrian" in target.source
+    assert float(target.points.norm(dim=1).amax()) == pytest.approx(1.0, abs=1e-5)
+    again = load_target(mesh_fit.Config(out_dir=tmp_path, seed=5), torch.Generator().manual_seed(5))
+    assert torch.equal(target.points, again.points)  # one scan, whatever the seed
 
 
 def test_only_the_final_preview_carries_a_mesh(tmp_path):

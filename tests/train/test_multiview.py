@@ -17,7 +17,7 @@ from pipelines.train.multiview_data import DataConfig, MultiviewData, check_data
 from pipelines.train.multiview_figures import cameras_figure, contact_sheet, summary
 from pipelines.train.multiview_render import ray_grid, render_views, view_cameras
 
-TINY = DataConfig(n_views=12, image_size=32, holdout_every=4)
+TINY = DataConfig(object="blob", n_views=12, image_size=32, holdout_every=4)
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +82,14 @@ def test_the_object_is_colourful(data):
     rgb = data.images[data.silhouettes == 1]  # (P, 3)
     hue_spread = (rgb.max(1).values - rgb.min(1).values).mean()
     assert float(hue_spread) > 0.15 and float(rgb.std(0).mean()) > 0.1
+
+
+def test_the_default_object_is_the_books_cow():
+    cow = mv.build(DataConfig(n_views=4, image_size=48, holdout_every=2), torch.device("cpu"))
+    coverage = cow.silhouettes.mean((1, 2))
+    assert bool(((coverage > 0.03) & (coverage < 0.6)).all())
+    rgb = cow.images[cow.silhouettes == 1]  # (P, 3): cream hide, black patches, brown head
+    assert float(rgb.mean(1).amax()) > 0.6 and float(rgb.mean(1).amin()) < 0.15
 
 
 def _ray_hits_triangles(o: torch.Tensor, d: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
