@@ -103,6 +103,16 @@ SMPL = Tab(
     },
 )
 
+GIRAFFE = Tab(
+    "giraffe",
+    "GIRAFFE",
+    {
+        "giraffe_generate": "Controllable generation: samples, one control as a still and a GIF sweep, the background alone, pose-fidelity and disentanglement measurements.",
+        "giraffe_train": "Train GIRAFFE on procedural scenes: live EMA samples and both losses, resumable checkpoint, procedural FD, centroid error.",
+        "giraffe_fid": "Fréchet distance of a model against fresh procedural scenes (Inception with the operator's verified weights, else the labelled procedural FD).",
+    },
+)
+
 REGISTRY: dict[str, Entry] = {
     "inspect": Entry(
         "pipelines.inspect.pipeline",
@@ -169,6 +179,24 @@ REGISTRY: dict[str, Entry] = {
         "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
         SMPL,
         "smplify",
+    ),
+    "giraffe-generate": Entry(
+        "pipelines.giraffe.generate",
+        "GIRAFFE: controllable generation with the shipped, an official or an uploaded model, and its measurements.",
+        GIRAFFE,
+        "giraffe_generate",
+    ),
+    "giraffe-train": Entry(
+        "pipelines.giraffe.pipeline",
+        "Train GIRAFFE (NS-GAN + R1, RMSprop, EMA generator) on procedural scenes; procedural FD and pose fidelity.",
+        GIRAFFE,
+        "giraffe_train",
+    ),
+    "giraffe-fid": Entry(
+        "pipelines.giraffe.fid",
+        "Fréchet distance of a GIRAFFE model against fresh procedural scenes (Inception or the procedural encoder).",
+        GIRAFFE,
+        "giraffe_fid",
     ),
 }
 

@@ -44,8 +44,11 @@ class Config:
     use_inception: bool = True
     """Use the operator's Inception weights when present and verified (else the procedural encoder)."""
     seed: int = 0
+    """Seed of the data, the initial weights and the sampled scenes (the same seed, the same run)."""
     device: str = "auto"
+    """auto (CUDA when present), cpu or cuda[:N]."""
     out_dir: Path | None = None
+    """Where the run writes its files (the app and the CLI set one per run)."""
 
     @classmethod
     def quick(cls) -> Config:

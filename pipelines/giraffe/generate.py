@@ -70,8 +70,11 @@ class Config:
     sweep_scenes: int = 8
     """Scenes in the measurement sweep (9 frames each)."""
     seed: int = 0
+    """Seed of the data, the initial weights and the sampled scenes (the same seed, the same run)."""
     device: str = "auto"
+    """auto (CUDA when present), cpu or cuda[:N]."""
     out_dir: Path | None = None
+    """Where the run writes its files (the app and the CLI set one per run)."""
 
     @classmethod
     def quick(cls) -> Config:
