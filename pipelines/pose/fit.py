@@ -29,6 +29,10 @@ class FitOptions:
     min_improvement: float
     stop_iou: float
     backend: str
+    reduction: str = "mean"
+    """mean (per pixel) or sum (the book's summed squared errors) of each loss's squared differences."""
+    stop_loss: float = 0.0
+    """End the fit once the weighted loss falls below this (the book's threshold stop); 0 = off."""
 
     def settings(self) -> list[SoftSettings]:
         return [SoftSettings(s, self.sigma, self.gamma, self.faces_per_pixel, self.backend) for s in self.image_sizes]
@@ -67,12 +71,16 @@ def scored_render(
     rgb = None
     if opts.needs_rgb:
         rgb, alpha = scene.phong(position, s)
-        losses["rgb"] = ((rgb - target.rgbs[s.image_size]) ** 2).mean()
+        losses["rgb"] = _reduce((rgb - target.rgbs[s.image_size]) ** 2, opts.reduction)
     else:
         alpha = scene.silhouette(position, s)
     if opts.loss in ("silhouette", "both"):
-        losses["silhouette"] = ((alpha - target.masks[s.image_size]) ** 2).mean()
+        losses["silhouette"] = _reduce((alpha - target.masks[s.image_size]) ** 2, opts.reduction)
     return losses, alpha, rgb
+
+
+def _reduce(squared: torch.Tensor, reduction: str) -> torch.Tensor:
+    return squared.sum() if reduction == "sum" else squared.mean()
 
 
 def silhouette_iou(alpha: torch.Tensor, mask: torch.Tensor) -> float:
@@ -83,8 +91,12 @@ def silhouette_iou(alpha: torch.Tensor, mask: torch.Tensor) -> float:
         return float((hard & (mask > 0.5)).sum() / union)
 
 
-def stop_reason(opts: FitOptions, last_stage: bool, iou: float, since_best: int, budget_spent: bool) -> str:
+def stop_reason(
+    opts: FitOptions, last_stage: bool, iou: float, since_best: int, budget_spent: bool, loss: float = math.inf
+) -> str:
     """Why the fit ends after this step ("" while it goes on): only the last (finest) stage can end it."""
+    if last_stage and opts.stop_loss > 0 and loss < opts.stop_loss:
+        return f"loss {loss:.4g} fell below {opts.stop_loss:g}"
     if last_stage and opts.stop_iou > 0 and iou >= opts.stop_iou:
         return f"IoU {iou:.3f} reached {opts.stop_iou:g}"
     if last_stage and opts.patience > 0 and since_best >= opts.patience:
@@ -126,7 +138,7 @@ def fit_camera(scene: Scene, target: Target, start: torch.Tensor, opts: FitOptio
                 best, since_best = value, 0
             else:
                 since_best += 1
-            stopped = stop_reason(opts, last_stage, iou, since_best, i == budget - 1)
+            stopped = stop_reason(opts, last_stage, iou, since_best, i == budget - 1, value)
             yield FitStep(
                 step,
                 stage,

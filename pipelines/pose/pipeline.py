@@ -9,6 +9,7 @@ Target), `targets` (rendered and uploaded targets), `fit` (the camera fit), `pic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -47,11 +48,17 @@ class Config(PoseOptimSettings):
     """An uploaded target photo (PNG/JPG); needs target_mask. Empty: the mesh rendered at the hidden pose."""
     target_mask: str = ""
     """The object mask of target_image, the same size (white or opaque = object)."""
-    true_pose: tuple[float, float, float] = (2.7, 15.0, 50.0)
-    """The hidden pose of a rendered target: (distance, elevation°, azimuth°) of the camera, looking at the object."""
+    true_pose: tuple[float, float, float] = (3.0, 50.0, 0.0)
+    """The hidden pose of a rendered target: (distance, elevation°, azimuth°) of the camera, looking at the object
+    (the book's 3, 50°, 0°)."""
+    target_shader: str = "hard"
+    """How a rendered target is made: hard (the book: a hard Phong render, mask = its non-background pixels) or soft
+    (the optimised soft renderer itself, so the loss is exactly zero at the truth)."""
+    start_position: tuple[float, ...] = (3.0, 6.9, 2.5)
+    """The start camera centre (x, y, z) in world units (the book's (3.0, 6.9, 2.5)); empty: start_pose decides."""
     start_pose: tuple[float, ...] = ()
-    """The start camera (distance, elevation°, azimuth°). Empty: the hidden pose turned by start_offset_deg (with an
-    uploaded image: (2.7, 0, 0))."""
+    """The start camera (distance, elevation°, azimuth°) when start_position is empty. Empty too: the hidden pose
+    turned by start_offset_deg (with an uploaded image: (2.7, 0, 0))."""
     start_offset_deg: float = 30.0
     """How far the start camera is turned from the hidden pose (about a random axis, seeded), when start_pose is empty."""
     steps: int = 200
@@ -65,10 +72,30 @@ class Config(PoseOptimSettings):
     out_dir: Path | None = None
     """Where videos, the final overlay and pose.json go (the app and CLI set one per run)."""
 
+    # The book's experiment (pp. 85-92), the defaults above and here: both losses summed over pixels, silhouette
+    # weight 1 and texture weight 0.1, soft Phong with 50 faces per pixel on white, the light at (2, 2, -2), a
+    # 256 px render, and a stop once the loss falls below the threshold.
+    loss: str = "both"
+    w_rgb: float = 0.1
+    reduction: str = "sum"
+    faces_per_pixel: int = 50
+    light_location: tuple[float, float, float] = (2.0, 2.0, -2.0)
+    rgb_background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    stop_loss: float = 200.0
+
     @classmethod
     def quick(cls) -> Config:
-        # Coarse to fine with the torch rasteriser, whose silhouettes need few faces per pixel (see raster.py).
+        # Coarse to fine with the torch rasteriser, whose silhouettes need few faces per pixel (see raster.py), from a
+        # start turned 30° away from the book's target pose; per-pixel mean losses on black, without a stop threshold.
         return cls(
+            loss="silhouette",
+            w_rgb=1.0,
+            reduction="mean",
+            target_shader="soft",
+            start_position=(),
+            light_location=(2.0, 2.0, 2.0),
+            rgb_background=(0.0, 0.0, 0.0),
+            stop_loss=0.0,
             mesh_detail=1,
             image_sizes=(64, 128),
             faces_per_pixel=16,
@@ -80,7 +107,10 @@ class Config(PoseOptimSettings):
 
     @classmethod
     def tiny(cls) -> Config:
-        return cls(
+        return dataclasses.replace(
+            cls.quick(),
+            patience=0,
+            min_improvement=0.01,
             mesh_detail=1,
             image_sizes=(48,),
             faces_per_pixel=16,
@@ -96,6 +126,10 @@ def validate(cfg: Config) -> None:
     validate_optim(cfg, cfg.steps)
     if len(cfg.true_pose) != 3 or cfg.true_pose[0] <= 0:
         raise ValueError("The hidden pose must be (distance > 0, elevation°, azimuth°).")
+    if cfg.target_shader not in ("hard", "soft"):
+        raise ValueError(f"Unknown target shader {cfg.target_shader!r}: choose hard or soft.")
+    if cfg.start_position and (len(cfg.start_position) != 3 or sum(c * c for c in cfg.start_position) <= 0):
+        raise ValueError("The start position must be (x, y, z) away from the object's centre, or empty.")
     if cfg.start_pose and (len(cfg.start_pose) != 3 or cfg.start_pose[0] <= 0):
         raise ValueError("The start pose must be (distance > 0, elevation°, azimuth°), or empty.")
     if bool(cfg.target_image) != bool(cfg.target_mask):
@@ -117,12 +151,21 @@ def make_problem(cfg: Config, scene: Scene, opts: FitOptions) -> Problem:
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.target_image:
         rgb, mask = read_image_and_mask(cfg.target_image, cfg.target_mask)
-        target = image_target(rgb, mask, list(opts.image_sizes), scene.device)
-        return Problem(target, spherical_to_position(*(cfg.start_pose or (2.7, 0.0, 0.0))), None)
+        target = image_target(rgb, mask, list(opts.image_sizes), scene.device, scene.background)
+        return Problem(
+            target, _start(cfg) if cfg.start_position or cfg.start_pose else spherical_to_position(2.7, 0.0, 0.0), None
+        )
     truth = spherical_to_position(*cfg.true_pose)
-    target = render_target(scene, truth.to(scene.device)[None], opts)
-    start = spherical_to_position(*cfg.start_pose) if cfg.start_pose else turn(truth, cfg.start_offset_deg, generator)
+    target = render_target(scene, truth.to(scene.device)[None], opts, cfg.target_shader)
+    start = _start(cfg) if cfg.start_position or cfg.start_pose else turn(truth, cfg.start_offset_deg, generator)
     return Problem(target, start, truth)
+
+
+def _start(cfg: Config) -> torch.Tensor:
+    """The start camera centre (3,) from start_position, else start_pose."""
+    if cfg.start_position:
+        return torch.tensor(cfg.start_position, dtype=torch.float32)
+    return spherical_to_position(*cfg.start_pose)
 
 
 def optimise(
@@ -217,7 +260,7 @@ def run(cfg: Config) -> Iterator[Event]:
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
     mesh, warnings = load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device, cfg.max_upload_mb)
-    scene = Scene(mesh, device)
+    scene = Scene(mesh, device, cfg.light_location, cfg.rgb_background)
     opts = fit_options(cfg, device, cfg.steps)
     problem = make_problem(cfg, scene, opts)
     yield Progress(

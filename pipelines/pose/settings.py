@@ -47,6 +47,14 @@ class PoseOptimSettings:
     stop_iou: float = 0.0
     """Stopping rule: end the fit (the frame, when tracking) once the silhouette IoU at the last size reaches this;
     0 = off."""
+    reduction: str = "mean"
+    """How each loss adds up its squared differences: mean (per pixel) or sum (the book)."""
+    stop_loss: float = 0.0
+    """End the fit once the weighted loss falls below this (the book's threshold stop); 0 = off."""
+    light_location: tuple[float, float, float] = (2.0, 2.0, 2.0)
+    """The point light's position in world space (the book: (2, 2, -2))."""
+    rgb_background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Background colour of the RGB renders and targets (the book: white (1, 1, 1))."""
     rasterizer: str = "auto"
     """torch (the batched soft rasteriser of pipelines/pose/raster.py), pytorch3d (MeshRasterizer; on the CPU with its
     fragments recomputed in torch for correct gradients), or auto (pytorch3d on CUDA, torch elsewhere)."""
@@ -58,6 +66,10 @@ def validate_optim(cfg: PoseOptimSettings, steps: int) -> None:
     """Raise ValueError with one sentence for fitting settings that cannot work (pose and pose-track)."""
     if cfg.loss not in LOSSES:
         raise ValueError(f"Unknown loss {cfg.loss!r}: choose silhouette, rgb or both.")
+    if cfg.reduction not in ("mean", "sum"):
+        raise ValueError(f"Unknown reduction {cfg.reduction!r}: choose mean or sum.")
+    if len(cfg.light_location) != 3 or len(cfg.rgb_background) != 3 or cfg.stop_loss < 0:
+        raise ValueError("The light location and background need 3 values, and stop_loss must not be negative.")
     if cfg.rasterizer not in RASTERIZERS:
         raise ValueError(f"Unknown rasterizer {cfg.rasterizer!r}: choose auto, torch or pytorch3d.")
     if not cfg.image_sizes or any(not 16 <= s <= 1024 for s in cfg.image_sizes):
@@ -105,4 +117,6 @@ def fit_options(cfg: PoseOptimSettings, device: torch.device, steps: int) -> Fit
         min_improvement=cfg.min_improvement,
         stop_iou=cfg.stop_iou,
         backend=backend_for(cfg.rasterizer, device),
+        reduction=cfg.reduction,
+        stop_loss=cfg.stop_loss,
     )

@@ -15,12 +15,18 @@ from pipelines.pose.scene import RGB_BACKGROUND, Scene, Target
 MAX_TARGET_PIXELS = 40_000_000
 
 
-def render_target(scene: Scene, camera_position: torch.Tensor, opts: FitOptions) -> Target:
-    """The target seen from the hidden pose, by the same soft renderer that is optimised (so the loss is zero at the
-    truth), at every size: soft silhouette, and soft Phong RGB when the loss uses colour."""
+def render_target(scene: Scene, camera_position: torch.Tensor, opts: FitOptions, shader: str = "soft") -> Target:
+    """The target seen from the hidden pose at every size. shader soft: by the same soft renderer that is optimised
+    (so the loss is zero at the truth): soft silhouette, and soft Phong RGB when the loss uses colour. shader hard
+    (the book): a hard Phong render, whose mask is its pixels that differ from the background."""
     masks, rgbs = {}, {}
     with torch.no_grad():
         for s in opts.settings():
+            if shader == "hard":
+                rgbs[s.image_size] = scene.hard_phong(camera_position, s.image_size)
+                background = torch.tensor(scene.background, device=scene.device)
+                masks[s.image_size] = ((rgbs[s.image_size] - background).abs().amax(-1) > 1e-4).float()
+                continue
             if opts.needs_rgb:
                 rgbs[s.image_size], _ = scene.phong(camera_position, s)
             masks[s.image_size] = scene.silhouette(camera_position, s)
@@ -77,8 +83,15 @@ def _square(arr: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def image_target(rgb: np.ndarray, mask: np.ndarray, sizes: list[int], device: torch.device) -> Target:
-    """An uploaded image and mask as a Target: padded to square, resized per size, background set to `RGB_BACKGROUND`."""
+def image_target(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    sizes: list[int],
+    device: torch.device,
+    background_color: tuple[float, float, float] = RGB_BACKGROUND,
+) -> Target:
+    """An uploaded image and mask as a Target: padded to square, resized per size, background set to
+    `background_color`."""
     from PIL import Image
 
     rgb_sq, mask_sq = _square(rgb, 1.0), _square(mask, 0.0)
@@ -92,7 +105,7 @@ def image_target(rgb: np.ndarray, mask: np.ndarray, sizes: list[int], device: to
                 f"The mask's object vanishes at {size} px: use a larger mask region or larger image sizes."
             )
         masks[size] = torch.from_numpy(hard).to(device)
-        background = np.asarray(RGB_BACKGROUND, dtype=np.float32)
+        background = np.asarray(background_color, dtype=np.float32)
         rgbs[size] = torch.from_numpy((c * hard[..., None] + (1 - hard[..., None]) * background).astype(np.float32)).to(
             device
         )

@@ -290,7 +290,7 @@ def run(cfg: Config) -> Iterator[Event]:
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
     mesh, warnings = load_mesh(cfg.mesh_files, out_dir, cfg.mesh_detail, device, cfg.max_upload_mb)
-    scene = Scene(mesh, device)
+    scene = Scene(mesh, device, cfg.light_location, cfg.rgb_background)
     opts = fit_options(cfg, device, cfg.steps_per_frame)
     truths = [spherical_to_position(*p) for p in path_poses(cfg.path, cfg.frames, cfg.first_pose, cfg.step_deg)]
     estimate = turn(truths[0], cfg.first_offset_deg, torch.Generator().manual_seed(cfg.seed))

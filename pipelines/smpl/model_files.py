@@ -141,6 +141,7 @@ OFFICIAL_MODEL_NAMES = (
     "SMPL_MALE.npz",
     "SMPL_FEMALE.npz",
     "SMPL_NEUTRAL.pkl",
+    "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
     "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl",
 )
 """The official SMPL file names looked for in --models-dir, in order of preference."""

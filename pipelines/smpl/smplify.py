@@ -25,7 +25,17 @@ from pipelines.smpl import body_model
 from pipelines.smpl.body_model import BodyModel
 from pipelines.smpl.keypoints import Keypoints, load_upload
 from pipelines.smpl.priors import PRIOR_FILE_NAMES, PosePrior, load_prior
-from pipelines.smpl.smplify_fit import FitState, JointModel, fit_stage, flip_orientation, init_translation, stages_of
+from pipelines.smpl.smplify_fit import (
+    FitState,
+    JointModel,
+    Stage,
+    fit_stage,
+    flip_orientation,
+    flipped,
+    init_translation,
+    shoulders_px,
+    stages_of,
+)
 from pipelines.smpl.smplify_metrics import joint_errors_mm
 from pipelines.smpl.smplify_pictures import display_background, draw_keypoints, project_np, render_overlay, save_png
 from pipelines.smpl.smplify_results import write_results
@@ -74,6 +84,12 @@ class Config:
     """Pose-prior weight of each stage (SMPLify's; squared in the objective). The bend penalty uses 3.17 times it."""
     shape_weights: tuple[float, ...] = (100.0, 50.0, 10.0, 5.0)
     """Shape-prior weight of each stage (squared in the objective)."""
+    interpenetration_weight: float = 10.0
+    """Weight (squared in the objective) of the interpenetration term: overlapping spheres of body parts that must
+    not meet (forearms and torso, the legs); 0 = off."""
+    flip_threshold_px: float = 25.0
+    """SMPLify's pix_thsh: when the shoulders are closer than this in the picture, the fit is run facing both ways
+    (the orientation and its half turn about the body's vertical) and the better one is kept; 0 = off."""
     robust_sigma: float = 100.0
     """Scale of the Geman-McClure robust reprojection term, in pixels."""
     device: str = "auto"
@@ -144,6 +160,8 @@ def run(cfg: Config) -> Iterator[Event]:
     t_start = time.perf_counter()
     total = sum(s.iters for s in stages)
     fit = yield from _setup(cfg, device, total)
+    if 0 < shoulders_px(fit.target, fit.conf) < cfg.flip_threshold_px:
+        total += sum(s.iters for s in stages[1:])  # the fit runs facing both ways
 
     init_joints = fit.joints_now()
     init_metrics = {"init_err_2d_px": fit.err_2d(init_joints)}
@@ -152,20 +170,23 @@ def run(cfg: Config) -> Iterator[Event]:
     overlays = [fit.overlay(init_joints, "initial guess")]
     yield Preview(0, image=overlays[-1], caption="initial guess: camera from torso lengths")
 
-    step = 0
-    for stage in stages:
-        fitting = fit_stage(
-            fit.state, fit.jm, fit.prior, fit.target, fit.conf, stage, fit.focal, fit.center, cfg.robust_sigma,
-            fit.depth_init,
-        )  # fmt: skip
-        for losses, note in fitting:
-            step += 1
-            losses["err_2d_px"] = fit.err_2d(fit.joints_now())
-            yield Progress(step, total, losses, f"{stage.name}: 2D error {losses['err_2d_px']:.1f} px{note}")
-        fitted = fit.joints_now()
-        caption = f"after {stage.name}: 2D error {fit.err_2d(fitted):.1f} px"
-        overlays.append(fit.overlay(fitted, caption))
-        yield Preview(step, image=overlays[-1], caption=caption)
+    step = yield from _stages(cfg, fit, stages[:1], 0, total, overlays)
+    both_ways = 0 < shoulders_px(fit.target, fit.conf) < cfg.flip_threshold_px
+    if both_ways:
+        start = FitState(
+            *(
+                t.detach().clone()
+                for t in (fit.state.global_orient, fit.state.body_pose, fit.state.betas, fit.state.transl)
+            )
+        )
+        step = yield from _stages(cfg, fit, stages[1:], step, total, overlays)
+        kept, fit.state = fit.state, start
+        fit.state.global_orient = flipped(start.global_orient)
+        step = yield from _stages(cfg, fit, stages[1:], step, total, overlays, " (turned)")
+        if fit.err_2d(fit.joints_now()) > _err_of(fit, kept):
+            fit.state = kept
+    else:
+        step = yield from _stages(cfg, fit, stages[1:], step, total, overlays)
 
     # The result: mesh, overlays, parameters, metrics.
     with torch.no_grad():
@@ -175,6 +196,35 @@ def run(cfg: Config) -> Iterator[Event]:
     metrics["fit_s"] = time.perf_counter() - t_start
     metrics["camera_depth_m"] = float(fit.state.transl[0, 2])
     yield from _write_and_show(fit, out_dir, overlays, verts_cam, joints_cam, metrics, step, total)
+
+
+def _stages(
+    cfg: Config, fit: _Fit, stages: list[Stage], step: int, total: int, overlays: list[np.ndarray], label: str = ""
+) -> Generator[Event, None, int]:
+    """Run `stages` on `fit.state` in place, streaming progress and one overlay per stage; returns the step count."""
+    for stage in stages:
+        fitting = fit_stage(
+            fit.state, fit.jm, fit.prior, fit.target, fit.conf, stage, fit.focal, fit.center, cfg.robust_sigma,
+            fit.depth_init,
+        )  # fmt: skip
+        for losses, note in fitting:
+            step += 1
+            losses["err_2d_px"] = fit.err_2d(fit.joints_now())
+            yield Progress(step, total, losses, f"{stage.name}{label}: 2D error {losses['err_2d_px']:.1f} px{note}")
+        fitted = fit.joints_now()
+        caption = f"after {stage.name}{label}: 2D error {fit.err_2d(fitted):.1f} px"
+        overlays.append(fit.overlay(fitted, caption))
+        yield Preview(step, image=overlays[-1], caption=caption)
+    return step
+
+
+def _err_of(fit: _Fit, state: FitState) -> float:
+    """The 2D error of another state of the same fit."""
+    current, fit.state = fit.state, state
+    try:
+        return fit.err_2d(fit.joints_now())
+    finally:
+        fit.state = current
 
 
 def _check(cfg: Config) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from pytorch3d.transforms import matrix_to_axis_angle
 
 from pipelines.smpl.body_model import BodyModel
 from pipelines.smpl.layout import JOINT_NAMES
@@ -21,6 +22,52 @@ from pipelines.smpl.priors import PosePrior, bend_penalty
 
 J = {n: i for i, n in enumerate(JOINT_NAMES)}
 TORSO = (J["left_shoulder"], J["right_shoulder"], J["left_hip"], J["right_hip"])
+
+# SMPLify's interpenetration term approximates the body by capsules and penalises overlapping spheres of parts that
+# must not meet. Ours: capsules along bones (joint a, joint b, radius in metres), spheres at 4 points on each.
+_CAPSULES = {
+    "torso": (J["pelvis"], J["neck"], 0.11),
+    "l_forearm": (J["left_elbow"], J["left_wrist"], 0.04),
+    "r_forearm": (J["right_elbow"], J["right_wrist"], 0.04),
+    "l_thigh": (J["left_hip"], J["left_knee"], 0.06),
+    "r_thigh": (J["right_hip"], J["right_knee"], 0.06),
+    "l_shin": (J["left_knee"], J["left_ankle"], 0.045),
+    "r_shin": (J["right_knee"], J["right_ankle"], 0.045),
+}
+_COLLIDING = (
+    ("l_forearm", "torso"), ("r_forearm", "torso"), ("l_forearm", "r_forearm"), ("l_forearm", "l_thigh"),
+    ("r_forearm", "r_thigh"), ("l_shin", "r_shin"), ("l_thigh", "r_shin"), ("r_thigh", "l_shin"),
+)  # fmt: skip
+_SPHERE_T = torch.tensor([0.125, 0.375, 0.625, 0.875])
+
+
+def interpenetration(joints: torch.Tensor) -> torch.Tensor:
+    """Sum of squared overlaps of the spheres of parts that must not meet, from joints (24, 3) in metres: ()."""
+    total = joints.new_zeros(())
+    spheres = {}
+    for name, (a, b, _) in _CAPSULES.items():
+        t = _SPHERE_T.to(joints)[:, None]
+        spheres[name] = joints[a] + t * (joints[b] - joints[a])  # (4, 3)
+    for p, q in _COLLIDING:
+        reach = _CAPSULES[p][2] + _CAPSULES[q][2]
+        gap = torch.cdist(spheres[p], spheres[q])  # (4, 4)
+        total = total + ((reach - gap).clamp(min=0) ** 2).sum()
+    return total
+
+
+def flipped(global_orient: torch.Tensor) -> torch.Tensor:
+    """The global orientation (1, 3) turned half a turn about the body's own vertical axis (SMPLify's flip)."""
+    half_turn = axis_angle_to_matrix(torch.tensor([[0.0, math.pi, 0.0]], device=global_orient.device))
+    return matrix_to_axis_angle(axis_angle_to_matrix(global_orient) @ half_turn)
+
+
+def shoulders_px(kp: torch.Tensor, conf: torch.Tensor) -> float:
+    """2D distance between the shoulder keypoints in pixels (inf when one is missing): SMPLify tries both facing
+    directions when it is below its pix_thsh (25 px), since the body may then face either way."""
+    a, b = J["left_shoulder"], J["right_shoulder"]
+    if conf[a] <= 0 or conf[b] <= 0:
+        return math.inf
+    return float((kp[a] - kp[b]).norm())
 
 
 def geman_mcclure(residual: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -120,6 +167,7 @@ class Stage:
     bend_w: float = 0.0
     torso_only: bool = False
     depth_w: float = 0.0
+    interp_w: float = 0.0
 
 
 class StageSpec(Protocol):
@@ -129,6 +177,7 @@ class StageSpec(Protocol):
     stage_iters: int
     pose_prior_weights: Sequence[float]
     shape_weights: Sequence[float]
+    interpenetration_weight: float
 
 
 def stages_of(cfg: StageSpec) -> list[Stage]:
@@ -142,7 +191,13 @@ def stages_of(cfg: StageSpec) -> list[Stage]:
         # SMPLify weighs its bend residuals 10 exp(+-angle) by 0.317 w_pose: 3.17 w_pose on exp(+-angle).
         out.append(
             Stage(
-                f"stage {i + 1}", cfg.stage_iters, ("global_orient", "body_pose", "betas", "transl"), wp, ws, 3.17 * wp
+                f"stage {i + 1}",
+                cfg.stage_iters,
+                ("global_orient", "body_pose", "betas", "transl"),
+                wp,
+                ws,
+                3.17 * wp,
+                interp_w=cfg.interpenetration_weight,
             )
         )
     return out
@@ -178,6 +233,8 @@ def objective(
         terms["bend"] = stage.bend_w**2 * bend_penalty(pose).sum()
     if stage.shape_w:
         terms["shape"] = stage.shape_w**2 * (state.betas**2).sum()
+    if stage.interp_w:
+        terms["interpenetration"] = stage.interp_w**2 * interpenetration(joints[0])
     if stage.depth_w:
         terms["depth"] = stage.depth_w**2 * (state.transl[0, 2] - depth_init) ** 2
     return sum(terms.values()), terms

@@ -29,8 +29,7 @@ from pipelines.train.multiview_data import (
     DataConfig,
     MultiviewData,
     check_data_config,
-    split_indices,
-    view_azimuths,
+    view_plan,
 )
 from pipelines.train.multiview_objects import load_object
 from pipelines.train.multiview_render import render_views_steps, view_cameras
@@ -61,7 +60,8 @@ def build_steps(cfg: DataConfig, device: torch.device, stage_dir: Path | None = 
         with tempfile.TemporaryDirectory() as tmp:
             mesh = load_object(cfg, Path(stage_dir or tmp), device)
         return (yield from build_from_mesh_steps(mesh, cfg, device))
-    key = (cfg.object, cfg.n_views, cfg.image_size, cfg.elevation, cfg.distance, cfg.azimuth_range)
+    key = (cfg.object, cfg.n_views, cfg.image_size, cfg.elevation, cfg.distance, cfg.azimuth_range, cfg.lighting)
+    key += (cfg.heldout_views,) if cfg.holdout_every == 0 else (-1,)  # extra held-out views are extra pictures
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
@@ -78,7 +78,7 @@ def build_steps(cfg: DataConfig, device: torch.device, stage_dir: Path | None = 
 
 def _copy_to(data: MultiviewData, cfg: DataConfig, device: torch.device) -> MultiviewData:
     """A copy of cached data on `device`, with the split of `cfg` (holdout is not part of the cache key)."""
-    train, test = split_indices(cfg.n_views, cfg.holdout_every)
+    _, train, test = view_plan(cfg)
     fields = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
     for name, value in fields.items():
         if isinstance(value, torch.Tensor):
@@ -90,9 +90,8 @@ def _copy_to(data: MultiviewData, cfg: DataConfig, device: torch.device) -> Mult
 
 def _frame(cfg: DataConfig, device: torch.device) -> tuple[FoVPerspectiveCameras, dict[str, Any]]:
     """The cameras and the picture-free fields of the data set (cameras, azimuths, held-out split)."""
-    azimuth = view_azimuths(cfg.n_views, cfg.azimuth_range)  # (N,)
+    azimuth, train, test = view_plan(cfg)  # (N,) train and held-out views
     cams = view_cameras(azimuth, cfg.elevation, cfg.distance, device)
-    train, test = split_indices(cfg.n_views, cfg.holdout_every)
     return cams, {
         "R": cams.R,
         "T": cams.T,
@@ -110,7 +109,7 @@ def build_from_mesh_steps(mesh: Meshes, cfg: DataConfig, device: torch.device):
     the MultiviewData (the config was checked by the caller)."""
     cams, frame = _frame(cfg, device)
     per_chunk = max(1, int(4 * (64 / cfg.image_size) ** 2))  # about 16k pixels per rasteriser call
-    images, silhouettes = yield from render_views_steps(mesh.to(device), cams, cfg.image_size, per_chunk)
+    images, silhouettes = yield from render_views_steps(mesh.to(device), cams, cfg.image_size, per_chunk, cfg.lighting)
     colors = None
     try:
         colors = texture_to_vertex_colors(mesh).textures.verts_features_packed().detach()  # (V, 3) for pictures
@@ -129,10 +128,10 @@ def build_from_mesh_steps(mesh: Meshes, cfg: DataConfig, device: torch.device):
 def empty_like_config(cfg: DataConfig, device: torch.device) -> MultiviewData:
     """The data's shapes and cameras without the pictures: what a non-main DDP rank fills by broadcast."""
     check_data_config(cfg)
-    s = cfg.image_size
+    s, n = cfg.image_size, len(view_plan(cfg)[0])
     return MultiviewData(
-        images=torch.zeros(cfg.n_views, s, s, 3, device=device),
-        silhouettes=torch.zeros(cfg.n_views, s, s, device=device),
+        images=torch.zeros(n, s, s, 3, device=device),
+        silhouettes=torch.zeros(n, s, s, device=device),
         **_frame(cfg, device)[1],
     )
 

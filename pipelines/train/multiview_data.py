@@ -17,6 +17,7 @@ OBJECTS = ("cow", "blob", "textured-cube")
 """Built-in objects: `cow`, the book's subject (a UV-textured stand-in made in code); `blob`, a colourful bumpy sphere
 made in code; `textured-cube`, the bundled UV-textured asset."""
 
+LIGHTING = ("book", "diffuse")
 MAX_VIEWS = 400
 MAX_IMAGE_SIZE = 512
 MIN_IMAGE_SIZE = 8
@@ -35,14 +36,20 @@ class DataConfig:
     """Views rendered around the object at a fixed elevation."""
     image_size: int = 128
     """Side of the square views in pixels."""
-    elevation: float = 15.0
-    """Camera elevation above the object's equator, degrees (the same for every view)."""
+    elevation: float = 0.0
+    """Camera elevation above the object's equator, degrees (the same for every view; the book's 0)."""
     distance: float = 2.7
     """Camera distance from the object's centre (the object fits in the unit sphere)."""
     azimuth_range: float = 180.0
     """Views span azimuths -range..+range degrees; 180 is a full circle without a repeated view."""
-    holdout_every: int = 8
-    """Every n-th view is held out for evaluation (never trained on); 8 holds out 5 of 40."""
+    holdout_every: int = 0
+    """0 (the book): all n_views views train and `heldout_views` extra views are held out; n >= 2: every n-th of the
+    n_views views is held out instead (never trained on; 8 holds out 5 of 40)."""
+    heldout_views: int = 5
+    """With holdout_every 0: extra views at azimuths halfway between training views, held out for PSNR."""
+    lighting: str = "book"
+    """book: generate_cow_renders' point light at (0, 0, -3) with PyTorch3D's default ambient, diffuse and specular
+    (view-dependent highlights); diffuse: a directional light without specular (what a view-independent grid fits)."""
     max_upload_mb: float = 200.0
     """Largest upload accepted, per file and in all."""
 
@@ -99,9 +106,12 @@ def check_data_config(cfg: DataConfig) -> None:
         raise ValueError(
             f"Image size {cfg.image_size} px is out of range: choose {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} px."
         )
-    if cfg.holdout_every < 2:
-        raise ValueError("holdout_every must be at least 2 (every view held out would leave nothing to train on).")
-    if len(split_indices(cfg.n_views, cfg.holdout_every)[1]) == 0:
+    if cfg.holdout_every == 0:
+        if not 1 <= cfg.heldout_views <= MAX_VIEWS - cfg.n_views:
+            raise ValueError(f"heldout_views must be 1 to {MAX_VIEWS - cfg.n_views} when holdout_every is 0.")
+    elif cfg.holdout_every < 2:
+        raise ValueError("holdout_every must be 0 or at least 2 (every view held out would leave nothing to train on).")
+    elif len(split_indices(cfg.n_views, cfg.holdout_every)[1]) == 0:
         raise ValueError(
             f"With {cfg.n_views} views and every {cfg.holdout_every}th held out, no view is held out: "
             "use more views or a smaller holdout_every."
@@ -114,6 +124,8 @@ def check_data_config(cfg: DataConfig) -> None:
         raise ValueError(f"Elevation {cfg.elevation}° is out of range: use -89 to 89 degrees.")
     if not (0.0 < cfg.azimuth_range <= 180.0):
         raise ValueError(f"Azimuth range {cfg.azimuth_range}° is out of range: use (0, 180] degrees.")
+    if cfg.lighting not in LIGHTING:
+        raise ValueError(f"Unknown lighting {cfg.lighting!r}: choose {' or '.join(LIGHTING)}.")
     if not cfg.files and cfg.object not in OBJECTS:
         raise ValueError(f"Unknown object {cfg.object!r}: choose one of {', '.join(OBJECTS)}, or upload a mesh.")
 
@@ -131,3 +143,16 @@ def view_azimuths(n_views: int, azimuth_range: float) -> torch.Tensor:
     if azimuth_range >= 180.0:
         return torch.arange(n_views, dtype=torch.float32) * (360.0 / n_views) - 180.0
     return torch.linspace(-azimuth_range, azimuth_range, n_views)
+
+
+def view_plan(cfg: DataConfig) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Every view's azimuth (N,) in degrees with the train and held-out indices. holdout_every 0: the n_views views
+    of `view_azimuths` all train, then `heldout_views` extra views halfway between evenly spread neighbours."""
+    azimuth = view_azimuths(cfg.n_views, cfg.azimuth_range)
+    if cfg.holdout_every:
+        return (azimuth, *split_indices(cfg.n_views, cfg.holdout_every))
+    spacing = float(azimuth[1] - azimuth[0]) if cfg.n_views > 1 else 0.0
+    picks = torch.div(torch.arange(cfg.heldout_views) * cfg.n_views, cfg.heldout_views, rounding_mode="floor")
+    extra = azimuth[picks.clamp(max=cfg.n_views - 2 if cfg.azimuth_range < 180.0 else cfg.n_views - 1)] + spacing / 2
+    train = list(range(cfg.n_views))
+    return torch.cat([azimuth, extra]), train, list(range(cfg.n_views, cfg.n_views + cfg.heldout_views))

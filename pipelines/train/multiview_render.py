@@ -11,6 +11,7 @@ from pytorch3d.renderer import (
     HardPhongShader,
     Materials,
     NDCMultinomialRaysampler,
+    PointLights,
     RayBundle,
     look_at_view_transform,
 )
@@ -35,20 +36,17 @@ def view_cameras(
     return FoVPerspectiveCameras(R=R.to(device), T=T.to(device), fov=fov, device=device)
 
 
-def render_views(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size: int, chunk: int = 8):
+def render_views(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size: int, chunk: int = 8, lighting: str = "book"):
     """Hard-rasterised RGB (N, H, W, 3) and silhouettes (N, H, W) of `mesh` from each camera (see the steps)."""
-    return finish(render_views_steps(mesh, cameras, image_size, chunk))
+    return finish(render_views_steps(mesh, cameras, image_size, chunk, lighting))
 
 
-def render_views_steps(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size: int, chunk: int = 4):
-    """A generator that renders `chunk` views at a time, yielding a message after each chunk, and returns
-    hard-rasterised RGB (N, H, W, 3) and silhouettes (N, H, W) of `mesh` from each camera.
-
-    Lighting is a fixed world-space directional light plus ambient, diffuse only (no specular): the colour of a
-    surface point then does not depend on the viewer, which is what a view-independent voxel grid can fit.
-    """
-
-    device = mesh.device
+def view_lights(lighting: str, device: torch.device) -> tuple[PointLights | DirectionalLights, Materials]:
+    """The data set's light and material: `book` is generate_cow_renders' point light at (0, 0, -3) with PyTorch3D's
+    default light and material colours; `diffuse` a world-space directional light without specular, so a surface
+    point's colour does not depend on the viewer (what a view-independent voxel grid can fit exactly)."""
+    if lighting == "book":
+        return PointLights(location=((0.0, 0.0, -3.0),), device=device), Materials(device=device)
     lights = DirectionalLights(
         direction=((0.35, 0.8, 0.5),),
         ambient_color=((0.55, 0.55, 0.55),),
@@ -56,7 +54,20 @@ def render_views_steps(mesh: Meshes, cameras: FoVPerspectiveCameras, image_size:
         specular_color=((0.0, 0.0, 0.0),),
         device=device,
     )
-    materials = Materials(specular_color=((0.0, 0.0, 0.0),), device=device)
+    return lights, Materials(specular_color=((0.0, 0.0, 0.0),), device=device)
+
+
+def render_views_steps(
+    mesh: Meshes, cameras: FoVPerspectiveCameras, image_size: int, chunk: int = 4, lighting: str = "book"
+):
+    """A generator that renders `chunk` views at a time, yielding a message after each chunk, and returns
+    hard-rasterised RGB (N, H, W, 3) and silhouettes (N, H, W) of `mesh` from each camera, lit by `view_lights`.
+
+    The book renders with SoftPhongShader at one face per pixel and blur 0, which is the hard Phong render.
+    """
+
+    device = mesh.device
+    lights, materials = view_lights(lighting, device)
     blend = BlendParams(background_color=(0.0, 0.0, 0.0))
     # Built once; the cameras go with each chunk. bin_size None: tiles on the CPU, coarse-to-fine bins on a GPU.
     rasterizer = TiledMeshRasterizer(raster_settings=make_raster_settings(image_size, device=device)[0])

@@ -14,6 +14,8 @@ import torch
 from pipelines.core.events import Done, Preview, Progress
 from pipelines.smpl import body_model, keypoints, priors, smplify, smplify_fit, smplify_metrics, smplify_synthetic
 from pipelines.smpl.layout import JOINT_NAMES
+from pipelines.smpl.lbs import axis_angle_to_matrix
+from pipelines.smpl.model_files import find_models
 
 J = {n: i for i, n in enumerate(JOINT_NAMES)}
 
@@ -189,3 +191,38 @@ def test_gmm_prior_from_npz_and_pkl_rules(tmp_path):
     np.savez(tmp_path / "bad.npz", means=means[:, :60], covars=covars, weights=np.ones(3))
     with pytest.raises(ValueError, match="expected means"):
         priors.load_prior(str(tmp_path / "bad.npz"), None)
+
+
+def test_interpenetration_is_zero_apart_and_positive_when_a_forearm_enters_the_torso():
+    joints = torch.zeros(24, 3)
+    spots = {"pelvis": (0, 0, 0), "neck": (0, 0.5, 0), "left_elbow": (0.5, 0.3, 0), "left_wrist": (0.7, 0.3, 0)}
+    spots |= {"right_elbow": (-0.5, 0.3, 0), "right_wrist": (-0.7, 0.3, 0)}
+    spots |= {"left_hip": (0.1, 0, 0), "left_knee": (0.12, -0.4, 0), "left_ankle": (0.12, -0.8, 0)}
+    spots |= {"right_hip": (-0.1, 0, 0), "right_knee": (-0.12, -0.4, 0), "right_ankle": (-0.12, -0.8, 0)}
+    for name, xyz in spots.items():
+        joints[smplify_fit.J[name]] = torch.tensor(xyz)
+    assert float(smplify_fit.interpenetration(joints)) == 0.0
+    joints[smplify_fit.J["left_wrist"]] = torch.tensor([0.0, 0.3, 0.0])  # the forearm reaches into the torso
+    assert float(smplify_fit.interpenetration(joints)) > 0.0
+
+
+def test_the_flip_is_a_half_turn_about_the_body_vertical():
+    orient = torch.tensor([[3.1, 0.1, 0.0]])
+    twice = smplify_fit.flipped(smplify_fit.flipped(orient))
+    assert torch.allclose(axis_angle_to_matrix(twice), axis_angle_to_matrix(orient), atol=1e-5)
+    once = axis_angle_to_matrix(smplify_fit.flipped(orient))[0]
+    assert torch.allclose(
+        axis_angle_to_matrix(orient)[0].T @ once, torch.diag(torch.tensor([-1.0, 1.0, -1.0])), atol=1e-5
+    )
+
+
+def test_the_books_model_file_name_is_looked_for(tmp_path):
+    (tmp_path / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl").write_bytes(b"x")
+    assert [p.name for p in find_models(tmp_path)] == ["basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"]
+
+
+def test_close_shoulders_run_the_fit_facing_both_ways(tmp_path):
+    cfg = dataclasses.replace(smplify.Config.tiny(), out_dir=tmp_path, device="cpu", flip_threshold_px=10_000.0)
+    events = list(smplify.run(cfg))
+    assert any("(turned)" in getattr(e, "caption", "") for e in events)
+    assert events[-1].metrics["err_2d_px"] < 60
