@@ -55,6 +55,8 @@ def parse_keypoints_json(text: str, name: str = "The keypoint file") -> tuple[np
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{name} is not valid JSON ({err.msg} at line {err.lineno}).") from None
+    except RecursionError:  # "[[[[...": Python's parser gives up at its recursion limit
+        raise ValueError(f"{name} is nested too deeply to be a keypoint file.") from None
     people = data.get("people") if isinstance(data, dict) else None
     if isinstance(data, dict) and people is None and "pose_keypoints_2d" in data:
         people = [data]

@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 
 from pipelines.core.paths import ASSETS_DIR
+from pipelines.core.weights import ArchiveError, check_archive
 from pipelines.smpl.layout import REQUIRED_KEYS, BodyModelError
 
 PROCEDURAL_PATH = ASSETS_DIR / "procedural_body.npz"
 PROCEDURAL = "procedural"
+MAX_UNPACKED_MB = 1024
+"""The most an `.npz` body model may unpack to (the official SMPL files unpack to under 300 MB)."""
 
 
 def read_model_file(path: Path, *, trusted_dir: Path | None = None) -> dict[str, Any]:
@@ -45,6 +48,10 @@ def read_model_file(path: Path, *, trusted_dir: Path | None = None) -> dict[str,
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an `.npz`, read with `allow_pickle=False`; object arrays are refused with a clear message."""
+    try:
+        check_archive(path, MAX_UNPACKED_MB, compressed_ok=True)  # np.savez_compressed is fine; a zip bomb is not
+    except ArchiveError as err:
+        raise BodyModelError(str(err)) from None
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
