@@ -103,6 +103,15 @@ SMPL = Tab(
     },
 )
 
+SYNSIN = Tab(
+    "synsin",
+    "SynSin",
+    {
+        "synsin": "Move a camera through one picture: predicted depth, feature cloud, projected features, refined view, sweep GIF.",
+        "synsin_train": "Train SynSin on procedural rooms: held-out PSNR/SSIM against copy and splat baselines, depth AbsRel.",
+    },
+)
+
 GIRAFFE = Tab(
     "giraffe",
     "GIRAFFE",
@@ -197,6 +206,18 @@ REGISTRY: dict[str, Entry] = {
         "Fréchet distance of a GIRAFFE model against fresh procedural scenes (Inception or the procedural encoder).",
         GIRAFFE,
         "giraffe_fid",
+    ),
+    "synsin": Entry(
+        "pipelines.synsin.view",
+        "SynSin: novel views of one picture (depth, feature cloud, projected features, refined view, sweep GIF).",
+        SYNSIN,
+        "synsin",
+    ),
+    "synsin-train": Entry(
+        "pipelines.synsin.train",
+        "Train SynSin on procedural rooms (L1 + perceptual + GAN + feature matching) and score it on held-out rooms.",
+        SYNSIN,
+        "synsin_train",
     ),
 }
 
