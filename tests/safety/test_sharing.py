@@ -125,3 +125,34 @@ def test_shared_runs_and_the_operator_see_everyone(tmp_path):
     ctx.shared_runs = False
     assert {r.id for r in runs_tab.visible_runs(ctx, visitor)} == {mine}
     assert {r.id for r in ctx.store.list()} == {mine, theirs, cli}  # the operator (no owner) sees all
+
+
+def test_history_thumbnails_headlines_and_metrics_on_their_own_axes(tmp_path):
+    import numpy as np
+
+    from pipelines.core.events import Done, Preview, Progress
+    from pipelines.core.runner import Run
+    from pipelines.mesh_fit.pipeline import Config
+
+    ctx = app.make_context(data_dir=tmp_path, device="cpu")
+    visitor = types.SimpleNamespace(session_hash="a", username=None)
+
+    def fitted(cfg):
+        yield Progress(1, 2, {"loss": 2.0, "chamfer": 0.5})
+        yield Preview(1, image=np.full((48, 64, 3), 90, np.uint8))
+        yield Progress(2, 2, {"loss": 1.0, "chamfer": 0.25})
+        yield Done({"chamfer": 0.25, "f1": 0.9})
+
+    run = Run("mesh-fit", fitted, Config.tiny(), ctx.store, ctx.runs_dir, owner=ctx.owner(visitor))
+    list(run)
+    rows, _, pictures, ids = runs_tab.list_runs("all", "all", visitor, ctx=ctx)
+    assert ids == [run.id] and len(pictures) == 1
+    published, caption = pictures[0]
+    assert caption.startswith("mesh-fit · ") and str(ctx.runs_dir) not in published and Path(published).is_file()
+    headline = rows[0][runs_tab.COLUMNS.index("headline")]
+    assert headline  # the pipeline's HEADLINE (or its first metrics) in words
+    figure = runs_tab.plot_metric("all", "all", ["loss", "chamfer"], visitor, ctx=ctx)
+    assert {t.yaxis for t in figure.data} == {"y", "y2"}  # each metric on its own axis
+    assert all(t.name.startswith("mesh-fit · ") for t in figure.data)
+    pictures, _, _, summary = runs_tab.open_run(run.id, visitor, ctx=ctx)
+    assert summary["id"] == run.id and pictures
