@@ -15,6 +15,7 @@ import tabs
 from pipelines.core.device import resolve_device
 from pipelines.core.paths import ASSETS_DIR, DataDirError, check_data_dir
 from pipelines.core.runs import RunStore, default_data_dir
+from tabs import book
 from tabs.context import SECRET_NAME, AppContext
 
 CSS = """
@@ -56,6 +57,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             for key, title in tabs.TABS:
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     tabs.load(key).build(ctx, tab)
+                    book.section(ctx, key)  # "Reproduce the book's figure", from the tab's pipelines' FIGURES
 
         def _end_session(request: gr.Request) -> None:
             ctx.end_session(getattr(request, "session_hash", None))

@@ -17,6 +17,7 @@ from pipelines.core.device import default_preset, resolve_device
 from pipelines.core.events import Done, Preview, Progress
 from pipelines.core.runner import Run
 from pipelines.core.runs import RunStore, default_data_dir
+from pipelines.render.book_figures import BookFigure, figure_index
 
 
 def _pipeline_parser(name: str, config_cls: type) -> argparse.ArgumentParser:
@@ -34,6 +35,10 @@ def _pipeline_parser(name: str, config_cls: type) -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="Where the run store and run outputs live (default $STUDIO_DATA_DIR or ./data)."
     )
     parser.add_argument("--no-record", action="store_true", help="Do not record the run in the run store.")
+    parser.add_argument(
+        "--figure",
+        help="Reproduce one of the book's figures with this pipeline (its number, e.g. 5.2; 'list' lists them).",
+    )
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
@@ -42,6 +47,15 @@ def _pipeline_parser(name: str, config_cls: type) -> argparse.ArgumentParser:
             f"--{f.name.replace('_', '-')}", dest=f"field__{f.name}", metavar=kind.upper(), help=docs.get(f.name, "")
         )
     return parser
+
+
+def _figure(figures: dict[str, BookFigure], number: str | None, name: str) -> BookFigure | None:
+    if number is None:
+        return None
+    if number not in figures:
+        known = ", ".join(figures) or "none"
+        raise ValueError(f"{name} makes no figure {number!r}; its figures: {known}.")
+    return figures[number]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,10 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = vars(_pipeline_parser(name, module.Config).parse_args(argv[1:]))
     fields = {k.removeprefix("field__"): v for k, v in args.items() if k.startswith("field__")}
+    figures = figure_index(getattr(module, "FIGURES", ()))
+    if args.get("figure") == "list":
+        for number, fig in figures.items():
+            print(f"{number}\t{fig.title}")
+        return 0
     try:
         device = resolve_device(fields.get("device", "auto"))
         preset = args.get("preset") or default_preset(device)
-        cfg = override(make_preset(module.Config, preset), fields)
+        cfg = make_preset(module.Config, preset)
+        figure = _figure(figures, args.get("figure"), name)
+        cfg = override(figure.config(cfg) if figure else cfg, fields)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -91,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             elif isinstance(event, Preview) and event.caption:
                 say(f"[{time.monotonic() - start:7.1f}s] preview: {event.caption}", flush=True)
             elif isinstance(event, Done):
+                if figure is not None:
+                    where = event.files.get(figure.output, "the last preview") if figure.output else "the last preview"
+                    say(f"figure {figure.number} ({figure.title}): {where}")
                 say(
                     json.dumps(
                         {"metrics": event.metrics, "files": {k: str(v) for k, v in event.files.items()}},

@@ -27,6 +27,7 @@ from pipelines.mesh_fit.targets import (
     corrupt,
     load_target,
 )
+from pipelines.render.book_figures import BookFigure
 
 HEADLINE = (Headline("chamfer", "Chamfer", "", "start_chamfer"), Headline("f1@0.05", "F1@0.05", ""))
 """The result card's numbers: chamfer distance to the target (from the ico-sphere's) and F1 at the default τ."""
@@ -36,6 +37,21 @@ EXPERIMENTS = ("single", "book")
 EXPORTS = ("obj", "ply", "glb")
 # The book's three experiments: (name, keep edge weight, keep normal and Laplacian weights).
 BOOK_EXPERIMENTS = (("none", False, False), ("edge", True, False), ("all", True, True))
+
+
+FIGURES = (
+    BookFigure(
+        "3 (experiments)",
+        "The three mesh-fitting experiments",
+        "Chapter 3 deforms an ico-sphere onto the sparse pedestrian scan three times: with chamfer alone (the mesh "
+        "crumples through the sparse points), with the edge-length loss added, and with edge, normal-consistency and "
+        "Laplacian losses together (the smoothest fit). Shown side by side.",
+        "mesh-fit",
+        {"target": "pedestrian", "experiment": "book"},
+        "picture",
+    ),
+)
+"""The book's chapter-3 experiment as a figure."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pipelines.core.events import Done, Event, Preview, to_uint8
 from pipelines.core.headline import Headline
 from pipelines.core.weights import check_archive
 from pipelines.nerf import fields
+from pipelines.render.book_figures import BookFigure
 from pipelines.train import generators, ray_training, raymarching
 from pipelines.train.multiview_data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, MultiviewData, check_data_config
 from pipelines.train.multiview_render import view_cameras
@@ -31,6 +32,30 @@ CHECKPOINT_VERSION = 1
 MAX_CHECKPOINT_MB = 2048
 MAX_POINTS_PER_STEP = 20_000_000  # the book's step is 6 x 750 x 128 = 576k points
 MAX_POINTS_PER_CHUNK = 4_000_000
+
+
+FIGURES = (
+    BookFigure(
+        "6.3",
+        "Training panel: render, target and silhouette",
+        "While the NeRF trains, the book shows every 100 iterations the current render of a view next to its target "
+        "image and the rendered silhouette. Here each row is one evaluation of the first held-out view: render, "
+        "rendered silhouette, target, target silhouette.",
+        "nerf",
+        {"training_panel": True, "eval_every": 100},
+        "training_panel",
+    ),
+    BookFigure(
+        "6.4",
+        "Novel views of the trained NeRF (3×5)",
+        "After training, the book renders the radiance field from 15 cameras on a circle around the cow and shows "
+        "them in a 3 × 5 grid.",
+        "nerf",
+        {"orbit_frames": 15, "novel_grid_cols": 5},
+        "novel_views",
+    ),
+)
+"""The book's chapter-6 figures made by this pipeline."""
 
 
 @dataclass(frozen=True)

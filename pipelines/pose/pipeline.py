@@ -31,9 +31,35 @@ from pipelines.pose.pictures import panel, write_videos
 from pipelines.pose.scene import Scene, Target
 from pipelines.pose.settings import PoseOptimSettings, fit_options, validate_optim
 from pipelines.pose.targets import image_target, read_image_and_mask, render_target
+from pipelines.render.book_figures import BookFigure
 
 HEADLINE = (Headline("error_deg", "Pose error", "°", "start_error_deg"), Headline("final_iou", "Silhouette IoU"))
 """The result card's numbers: the pose error against the truth (from the start pose's), and the final IoU."""
+
+
+FIGURES = (
+    BookFigure(
+        "4 (pose)",
+        "Camera pose from a textured render",
+        "Chapter 4 renders the cow with hard Phong shading from distance 3, elevation 50, azimuth 0 on white, takes "
+        "its non-white pixels as the silhouette, and moves a camera from (3.0, 6.9, 2.5) by Adam until its soft "
+        "silhouette and soft Phong render match: summed squared errors weighted 1.0 and 0.1, light at (2, 2, -2).",
+        "pose",
+        {
+            "true_pose": (3.0, 50.0, 0.0),
+            "start_position": (3.0, 6.9, 2.5),
+            "target_shader": "hard",
+            "loss": "both",
+            "w_silhouette": 1.0,
+            "w_rgb": 0.1,
+            "reduction": "sum",
+            "light_location": (2.0, 2.0, -2.0),
+            "rgb_background": (1.0, 1.0, 1.0),
+        },
+        "overlay",
+    ),
+)
+"""The book's chapter-4 experiment as a figure (sizes and steps follow the preset)."""
 
 
 @dataclass(frozen=True)

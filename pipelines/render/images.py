@@ -52,6 +52,15 @@ def image_grid(images: Sequence[torch.Tensor], cols: int, pad: int = 2, fill: fl
     return out
 
 
+def save_png(image: torch.Tensor, path: Path) -> Path:
+    """Write an (H, W, 3) float image in [0, 1] as a PNG; returns the path."""
+    from PIL import Image
+
+    pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 # --- animations -------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""A turntable of a mesh under the Shading lab's render settings, exported as GIF and MP4."""
+"""A turntable of a mesh under the Shading lab's render settings, exported as GIF and MP4 (and its first frame as
+a PNG: one frame is a still, which is how the book's lighting figures are made)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
 from pipelines.core.headline import Headline
+from pipelines.render.book_figures import BookFigure
 from pipelines.render.images import save_gif, save_mp4
 from pipelines.shading.lab import turntable
 from pipelines.shading.meshes import load_mesh_with_notes
@@ -22,6 +26,34 @@ HEADLINE = (Headline("frames_per_second_rendered", "Rendered at", "frames/s"),)
 FORMATS = ("gif", "mp4")
 MAX_FRAMES = 720
 MAX_FRAME_BYTES = 2 * 2**30  # every frame is kept (uint8) until the animations are written
+
+
+# The book's chapter-2 renders: the cow from the front (dist 2.7, elev 0, azim 180) under PyTorch3D's default point
+# light and material colours, then one change at a time.
+_BOOK_VIEW = {
+    "shader": "hard-phong", "light": "point", "light_xyz": (0.0, 0.0, -3.0), "light_ambient": (0.5, 0.5, 0.5),
+    "light_diffuse": (0.3, 0.3, 0.3), "light_specular": (0.2, 0.2, 0.2), "shininess": 64.0, "dist": 2.7,
+    "elev": 0.0, "azim": 180.0, "background": (1.0, 1.0, 1.0),
+}  # fmt: skip
+_SPECULAR_VIEW = {**_BOOK_VIEW, "elev": 10.0, "azim": -150.0, "light_xyz": (2.0, 2.0, -2.0)}
+
+
+def _lighting(number: str, title: str, book: str, change: dict[str, object]) -> BookFigure:
+    settings = json.dumps({**_BOOK_VIEW, **change})
+    return BookFigure(
+        number, title, book, "shading-turntable", {"mesh": "cow", "frames": 1, "settings": settings}, "still"
+    )
+
+
+FIGURES = (
+    _lighting("2.5", "The cow lit from the front", "The cow rendered from the front (distance 2.7, elevation 0, azimuth 180) with a point light at (0, 0, -3) between the camera and the cow: ambient, diffuse and a faint specular highlight.", {}),
+    _lighting("2.6", "The light behind the cow", "The same render with the point light moved behind the cow, to (0, 0, 1): the side facing the camera gets no diffuse light and only the ambient term remains.", {"light_xyz": (0.0, 0.0, 1.0)}),
+    _lighting("2.7", "Almost no ambient light", "The light still behind the cow and the ambient colour lowered to 0.01: the cow nearly disappears, which shows how much of the previous picture was ambient.", {"light_xyz": (0.0, 0.0, 1.0), "light_ambient": (0.01, 0.01, 0.01)}),
+    _lighting("2.8", "A green specular highlight", "The camera at elevation 10 and azimuth -150, the light at (2, 2, -2), and a green specular colour with shininess 10: wide green highlights.", {**_SPECULAR_VIEW, "material_specular": (0.0, 1.0, 0.0), "shininess": 10.0}),
+    _lighting("2.9", "A red specular highlight", "The same view with a red specular colour and shininess 20: smaller, sharper red highlights.", {**_SPECULAR_VIEW, "material_specular": (1.0, 0.0, 0.0), "shininess": 20.0}),
+    _lighting("2.10", "No specular term", "The same view with the specular colour set to black: only ambient and diffuse shading remain, and the surface looks matte.", {**_SPECULAR_VIEW, "material_specular": (0.0, 0.0, 0.0)}),
+)  # fmt: skip
+"""The book's lighting figures (Figs 2.5-2.10), each one frame of this pipeline."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +144,8 @@ def run(cfg: Config) -> Iterator[Event]:
         files["mp4"] = save_mp4(frames, out / "turntable.mp4", cfg.fps)
     (out / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2))
     files["settings"] = out / "settings.json"
+    files["still"] = out / "still.png"
+    Image.fromarray(frames[0]).save(files["still"])
     metrics = {
         "frames": float(cfg.frames),
         "render_seconds": render_s,

@@ -21,6 +21,7 @@ import torch
 from pipelines.core.device import resolve_device
 from pipelines.core.events import Done, Event, Preview, Progress
 from pipelines.core.headline import Headline
+from pipelines.render.book_figures import BookFigure
 from pipelines.smpl import body_model
 from pipelines.smpl.body_model import BodyModel
 from pipelines.smpl.keypoints import Keypoints, load_upload
@@ -50,6 +51,20 @@ HEADLINE = (
 SOURCES = ("synthetic", "upload")
 OPTIONAL_FILES = {"SMPLify GMM pose prior": PRIOR_FILE_NAMES}
 """Files an operator may put in --models-dir for this pipeline (the Health panel collects them)."""
+
+
+FIGURES = (
+    BookFigure(
+        "8 (SMPLify)",
+        "SMPLify stage by stage",
+        "Chapter 8 fits SMPL to 2D keypoints: the camera from the torso first, then four stages of pose, shape and "
+        "camera with falling prior weights, drawing the projected joints over the picture after each stage.",
+        "smplify",
+        {},
+        "stages",
+    ),
+)
+"""The book's chapter-8 fit as a figure."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 
 from pipelines.core import ddp
 from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
+from pipelines.render.images import image_grid, save_png
 from pipelines.train import multiview, raymarching
 from pipelines.train.generators import relay
 from pipelines.train.multiview_data import DataConfig, MultiviewData
@@ -59,6 +60,12 @@ class RayTrainConfig(DataConfig):
     """Steps between held-out evaluations (PSNR curve and live preview)."""
     orbit_frames: int = 36
     """Frames of the orbit video."""
+    novel_grid_cols: int = 0
+    """Also lay the orbit's frames out as a picture grid with this many columns (novel_views.png): the book's
+    Fig 5.2 is 28 frames in 7 columns, Fig 6.4 15 frames in 5; 0 = no grid."""
+    training_panel: bool = False
+    """Keep a row per evaluation of the first held-out view: render, its silhouette, the target and the target's
+    silhouette, written as training_panel.png (the book's Fig 6.3, every 100 steps with eval_every 100)."""
     mesh_level: float = 0.1
     """Per-sample opacity (0-1) at which marching cubes draws the surface; empty space fits to 0."""
     device: str = "auto"
@@ -121,6 +128,9 @@ class Session:
     t_data: float
     ticker: raymarching.Ticker = field(default_factory=raymarching.Ticker)
     state: dict[str, Any] = field(default_factory=lambda: {"step": 0, "message": ""})
+    figures: dict[str, Path] = field(default_factory=dict)
+    """The book's figures written so far (novel-view grid, training panel), added to the run's files."""
+    panel_rows: list[torch.Tensor] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Training chunks: each backward also touches the whole grid or network, so chunks stay >= 1/4 of chunk_rays.
@@ -135,20 +145,26 @@ class Session:
     def progress(self) -> Progress:
         return Progress(self.state["step"], self.cfg.steps, {}, self.state["message"])
 
-    def render(self, render_fn: RenderFn, cameras):
-        """Full images from `cameras` (a generator yielding progress; returns rgb (N, H, W, 3))."""
+    def render(self, render_fn: RenderFn, cameras, with_alpha: bool = False):
+        """Full images from `cameras` (a generator yielding progress; returns rgb (N, H, W, 3), and alpha
+        (N, H, W) too when `with_alpha`)."""
         cfg = self.cfg
-        images, _ = yield from raymarching.render_cameras(
+        images, alphas = yield from raymarching.render_cameras(
             render_fn, cameras, self.data.image_size, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth,
             self.render_chunker, self.ticker, self.progress, cfg.bound_radius,
         )  # fmt: skip
-        return images
+        return (images, alphas) if with_alpha else images
 
     def evaluate(self, render_fn: RenderFn, n_views: int = 0):
-        """Renders of the first `n_views` held-out views (0 = all) and their mean PSNR (a generator)."""
+        """Renders of the first `n_views` held-out views (0 = all) and their mean PSNR (a generator); with
+        `cfg.training_panel` the first view's row of the training panel is kept."""
         idx = self.data.test_idx if n_views <= 0 else self.data.test_idx[:n_views]
-        images = yield from self.render(render_fn, self.data.cameras(idx))
+        images, alphas = yield from self.render(render_fn, self.data.cameras(idx), with_alpha=True)
         scores = [raymarching.psnr(images[i], self.data.images[j]) for i, j in enumerate(idx.tolist())]
+        if getattr(self.cfg, "training_panel", False):
+            j = int(idx[0])
+            grey = [a[..., None].expand(-1, -1, 3) for a in (alphas[0], self.data.silhouettes[j])]
+            self.panel_rows.append(torch.cat([images[0], grey[0], self.data.images[j], grey[1]], 1).cpu())
         return images, float(sum(scores) / len(scores))
 
     def orbit_video(self, render_fn: RenderFn) -> Iterator[Progress]:
@@ -158,6 +174,9 @@ class Session:
         self.state["message"] = "rendering the orbit video"
         cams = raymarching.orbit_cameras(self.cfg.orbit_frames, self.data.elevation, self.data.distance, self.device)
         frames = yield from self.render(render_fn, cams)
+        if self.cfg.novel_grid_cols > 0:
+            grid = image_grid([f.cpu() for f in frames], self.cfg.novel_grid_cols, pad=2, fill=1.0)
+            self.figures["novel_views"] = save_png(grid, self.out_dir / "novel_views.png")
         return raymarching.write_video(
             [to_uint8(raymarching.upscale(f, 256)) for f in frames], self.out_dir / "orbit.mp4"
         )
@@ -288,6 +307,9 @@ def finish(s: Session, result: TrainResult, metrics: dict[str, float], files: di
         "rays_per_s": cfg.steps * result.rays_per_step / t,
         "world_size": float(s.dist.world_size),
     }
+    if s.panel_rows and s.out_dir is not None:
+        s.figures["training_panel"] = save_png(torch.cat(s.panel_rows, 0), s.out_dir / "training_panel.png")
+    files = {**files, **s.figures}
     info = {"data": summary(s.data), "psnr_history": result.history, "video": files.get("video"),
             "mesh_glb": files.get("mesh_glb"), **info}  # fmt: skip
     return Done(metrics={**shared, **metrics}, files=files, info=info)

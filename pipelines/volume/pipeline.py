@@ -15,6 +15,7 @@ from pytorch3d.structures import Volumes
 from pipelines.core import ddp
 from pipelines.core.events import Done, Event, Preview, Progress
 from pipelines.core.headline import Headline
+from pipelines.render.book_figures import BookFigure
 from pipelines.train import ray_training, raymarching
 from pipelines.train.multiview_data import check_data_config
 
@@ -24,6 +25,20 @@ HEADLINE = (Headline("psnr_heldout", "Held-out PSNR", "dB", "psnr_heldout_initia
 MAX_GRID = 320
 MAX_POINTS_PER_STEP = 60_000_000  # ray samples per optimisation step (the book's step is 24.6M)
 MAX_POINTS_PER_CHUNK = 4_000_000
+
+
+FIGURES = (
+    BookFigure(
+        "5.2",
+        "Novel views of the fitted volume (4×7)",
+        "After fitting the voxel grid to the 40 views of the cow, the book renders it from 28 new cameras on a circle "
+        "and lays them out 4 × 7: the cow from every side, rendered by the emission-absorption raymarcher.",
+        "volume",
+        {"orbit_frames": 28, "novel_grid_cols": 7},
+        "novel_views",
+    ),
+)
+"""The book's chapter-5 figure made by this pipeline."""
 
 
 @dataclass(frozen=True)
