@@ -97,6 +97,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                   ["held-out room", 7, 0, 0, -0.4, 0.5], ["held-out room", 11, 18, -6, 0.2, 0.2]],
         inputs=[inputs[0], inputs[1], *inputs[3:7]],
         label="Examples: held-out rooms and camera moves",
+        elem_id="synsin-examples",
     )  # fmt: skip
     gpu_click(button, bind(render_view, ctx=ctx, ui=ui), inputs, ui.outputs, "synsin")
     with gr.Accordion("Train SynSin from scratch on procedural rooms", open=False):
@@ -181,9 +182,9 @@ def render_view(
     fields["checkpoint"] = uploaded or (checkpoint or "").strip()
     pose = {"yaw_deg": yaw_deg, "pitch_deg": pitch_deg, "right": right, "forward": forward}
     fields.update({k: float(v) for k, v in pose.items() if v is not None})
+    if preset != "tiny" and sweep_frames is not None:  # tiny keeps its 3 frames (tests and CI)
+        fields["sweep_frames"] = int(sweep_frames)
     cfg = config_for(ctx, synsin_view.Config, preset, **fields)
-    if preset != "tiny" and sweep_frames is not None:
-        cfg = config_for(ctx, synsin_view.Config, preset, **fields, sweep_frames=int(sweep_frames))
 
     def on_done(done: Done) -> dict[Any, Any]:
         f, notes = done.files, done.info.get("notes", [])
@@ -221,7 +222,7 @@ def _train_section(ctx: AppContext) -> None:
                 stop_button(ctx, "synsin_train")
         with gr.Column(scale=2, min_width=320):
             panel = run_panel(preview_label="Held-out: source | target | SynSin | splats | depth (pred, true)")
-            comparison = gr.Dataframe(headers=["method", "PSNR dB", "SSIM"], label="Held-out pairs",
+            comparison = gr.Dataframe(headers=["method", "PSNR dB", "SSIM", "LPIPS"], label="Held-out pairs",
                                       interactive=False)  # fmt: skip
     ui = TrainUI(panel, comparison)
     gpu_click(button, bind(train, ctx=ctx, ui=ui), [preset, steps, budget], ui.outputs, "synsin_train")

@@ -9,7 +9,7 @@ Depth: AbsRel after per-image median scaling, mean |s·d - d*| / d* with s = med
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
@@ -65,9 +65,13 @@ def predict(model: SynSin, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor
     return out.image.clamp(0, 1), out.depth
 
 
-def evaluate_steps(model: SynSin, data: PairBatch, chunk: int = 8, baselines: bool = True) -> Iterator[str]:
+def evaluate_steps(
+    model: SynSin, data: PairBatch, chunk: int = 8, baselines: bool = True, lpips: Callable | None = None
+) -> Iterator[str]:
     """A generator (a message per chunk) that returns {metric: value} over all pairs of `data` and the first
-    chunk's predictions (for pictures). Metric keys: psnr_<method>, ssim_<method>, depth_absrel."""
+    chunk's predictions (for pictures). Metric keys: psnr_<method>, ssim_<method> (lpips_<method> when an LPIPS
+    function is given), depth_absrel and depth_absrel_constant (a constant depth map scores this after median
+    scaling: the floor to read the learned depth against)."""
     sums: dict[str, float] = {}
     constant = float(data.src_depth[data.src_depth > 0].median())
     first = None
@@ -81,10 +85,14 @@ def evaluate_steps(model: SynSin, data: PairBatch, chunk: int = 8, baselines: bo
                 images["splat_constant_depth"] = splat_rgb(model, b.src, torch.full_like(b.src_depth, constant),
                                                            b.r_rel, b.t_rel)  # fmt: skip
                 images["splat_true_depth"] = splat_rgb(model, b.src, b.src_depth, b.r_rel, b.t_rel)
+        scores = {"psnr": psnr, "ssim": ssim, **({"lpips": lpips} if lpips is not None else {})}
         for name, img in images.items():
-            sums[f"psnr_{name}"] = sums.get(f"psnr_{name}", 0.0) + float(psnr(img, b.tgt).sum())
-            sums[f"ssim_{name}"] = sums.get(f"ssim_{name}", 0.0) + float(ssim(img, b.tgt).sum())
-        sums["depth_absrel"] = sums.get("depth_absrel", 0.0) + float(abs_rel(depth, b.src_depth).sum())
+            for metric, fn in scores.items():
+                key = f"{metric}_{name}"
+                sums[key] = sums.get(key, 0.0) + float(fn(img, b.tgt).sum())
+        flat = torch.ones_like(depth)
+        for key, d in (("depth_absrel", depth), ("depth_absrel_constant", flat)):
+            sums[key] = sums.get(key, 0.0) + float(abs_rel(d, b.src_depth).sum())
         if first is None:
             first = {**images, "depth": depth, "target": b.tgt, "source": b.src, "true_depth": b.src_depth}
         yield f"evaluated {min(start + chunk, len(data))}/{len(data)} held-out pairs"
@@ -93,9 +101,11 @@ def evaluate_steps(model: SynSin, data: PairBatch, chunk: int = 8, baselines: bo
 
 
 def comparison_table(metrics: dict[str, float]) -> list[list]:
-    """Rows [method, PSNR dB, SSIM] for the methods present in `metrics`."""
+    """Rows [method, PSNR dB, SSIM, LPIPS or "not computed"] for the methods present in `metrics`."""
     rows = []
     for name in METHODS:
         if f"psnr_{name}" in metrics:
-            rows.append([name.replace("_", " "), round(metrics[f"psnr_{name}"], 2), round(metrics[f"ssim_{name}"], 3)])
+            lp = metrics.get(f"lpips_{name}")
+            rows.append([name.replace("_", " "), round(metrics[f"psnr_{name}"], 2), round(metrics[f"ssim_{name}"], 3),
+                         "not computed" if lp is None else round(lp, 3)])  # fmt: skip
     return rows

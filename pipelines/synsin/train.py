@@ -24,6 +24,7 @@ from pipelines.core.events import Done, Event, Preview, Progress
 from pipelines.core.headline import Headline
 from pipelines.synsin import checkpoints, evaluate, figures, losses, rooms
 from pipelines.synsin.geometry import PoseLimits
+from pipelines.synsin.lpips import LPIPS_FILE_NAMES, load_lpips
 from pipelines.synsin.model import ModelSpec, SynSin, check_spec
 from pipelines.synsin.networks import MultiscaleDiscriminator, refresh_statistics
 from pipelines.train.generators import relay
@@ -38,6 +39,7 @@ HEADLINE = (
 OPTIONAL_FILES = {
     "SynSin official checkpoint": checkpoints.OFFICIAL_FILE_NAMES,
     "VGG-19 weights (SynSin perceptual loss)": losses.VGG_FILE_NAMES,
+    "VGG-16 weights (SynSin LPIPS)": LPIPS_FILE_NAMES,
 }
 """Files an operator may put in --models-dir for this pipeline (the Health panel collects them)."""
 
@@ -307,7 +309,8 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
     if not dist.is_main:
         return
     standing_statistics(trainer, train)
-    metrics, first = yield from relay(evaluate.evaluate_steps(trainer.gen, held),
+    lpips = load_lpips(cfg.models_dir, dist.device)
+    metrics, first = yield from relay(evaluate.evaluate_steps(trainer.gen, held, lpips=lpips),
                                       lambda m: Progress(trainer.step, cfg.steps, {}, m))  # fmt: skip
     yield from _finish(trainer, metrics, first, out_dir, t_data, perceptual is not None)
 
@@ -380,6 +383,8 @@ def _finish(t: Trainer, metrics: dict, first: dict, out_dir: Path, t_data: float
                                          metrics=metrics, config=to_jsonable(cfg))  # fmt: skip
     files["model"] = model_path
     info = {"comparison": evaluate.comparison_table(metrics), "history": t.history,
+            "lpips": "computed (VGG-16 from --models-dir)" if "lpips_synsin" in metrics else
+                     "not computed: LPIPS needs VGG-16 ImageNet weights in --models-dir (vgg16.pth); none are downloaded",
             "context": "Published SynSin: KITTI PSNR 16.70 / SSIM 0.52 (the book); RealEstate10K 22.31 / 0.74 "
                        "(the repository). Different data: context only."}  # fmt: skip
     yield Done(metrics=metrics, files=files, info=info)

@@ -8,8 +8,10 @@ import pickle
 
 import pytest
 import torch
+import torchvision
 
 from pipelines.synsin import checkpoints
+from pipelines.synsin.lpips import load_lpips
 from pipelines.synsin.model import ModelSpec, SynSin
 from pipelines.synsin.networks import MultiscaleDiscriminator
 
@@ -139,3 +141,14 @@ def test_studio_checkpoint_round_trip(tmp_path):
         assert torch.allclose(gen(x, r, t).image, loaded(x, r, t).image, atol=1e-5)
     raw = torch.load(path, weights_only=True)  # plain values only
     assert raw["format"] == checkpoints.FORMAT
+
+
+def test_lpips_only_with_operator_backbone(tmp_path):
+    assert load_lpips(tmp_path) is None  # no weights: not computed
+    torch.manual_seed(3)
+    features = torchvision.models.vgg16(weights=None).features.state_dict()
+    torch.save({f"features.{k}": v for k, v in features.items()}, tmp_path / "vgg16.pth")
+    score = load_lpips(tmp_path)
+    a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    same, other = score(a, a), score(a, b)
+    assert same.shape == (2,) and torch.allclose(same, torch.zeros(2), atol=1e-6) and (other > 0).all()
