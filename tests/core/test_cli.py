@@ -30,6 +30,7 @@ def test_run_inspect_tiny_records_the_run(tmp_path):
     assert '"num_faces"' in out.stdout
     runs = RunStore(tmp_path).list()
     assert len(runs) == 1 and runs[0].status == "done" and runs[0].source == "cli" and runs[0].preset == "tiny"
+    assert runs[0].owner == "operator"  # CLI runs are the operator's
     assert runs[0].config["sample_points"] == 100
     assert all(Path(p).is_file() for p in runs[0].artifacts.values())
 
