@@ -64,11 +64,10 @@ CONTEXT = (
 
 @dataclass
 class ViewUI:
-    """What /synsin updates besides its run panel: the refined view, depth, projected features, true view, sweep
-    GIF, the feature cloud and the notes."""
+    """What /synsin updates besides its run panel (whose picture is the refined view): depth, projected features,
+    true view, sweep GIF, the feature cloud and the notes."""
 
     panel: RunPanel
-    view: gr.Image
     depth: gr.Image
     projected: gr.Image
     truth: gr.Image
@@ -78,7 +77,7 @@ class ViewUI:
 
     @property
     def outputs(self) -> list[Any]:
-        extras = [self.view, self.depth, self.projected, self.truth, self.sweep, self.cloud, self.notes]
+        extras = [self.truth, self.depth, self.projected, self.sweep, self.cloud, self.notes]
         return [*self.panel.outputs, *extras]
 
 
@@ -126,18 +125,17 @@ def _view_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
 
 
 def _view_outputs() -> ViewUI:
-    panel = run_panel(curves=False, preview_label="Refined view", preview_height=300)
+    panel = run_panel(curves=False, preview_label="Refined view (SynSin)", preview_height=320)
     notes = gr.Markdown("")
     with gr.Row():
-        view = gr.Image(label="Refined view (SynSin)", type="filepath", interactive=False, height=300)
-        truth = gr.Image(label="True target view (held-out room only)", type="filepath", interactive=False, height=300)
-    with gr.Row():
+        truth = gr.Image(label="True target view (held-out room only)", type="filepath", interactive=False, height=256)
         depth = gr.Image(label="Predicted depth (bright = near)", type="filepath", interactive=False, height=256)
         projected = gr.Image(label="Projected features before refinement (3 principal components)", type="filepath",
                              interactive=False, height=256)  # fmt: skip
-        sweep = gr.Image(label="Camera sweep (GIF)", type="filepath", interactive=False, height=256)
-    cloud = gr.Plot(label="Feature point cloud (source camera frame, subsampled)")
-    return ViewUI(panel, view, depth, projected, truth, sweep, cloud, notes)
+    with gr.Row():
+        sweep = gr.Image(label="Camera sweep (GIF)", type="filepath", interactive=False, height=320)
+        cloud = gr.Plot(label="Feature point cloud (source camera frame, subsampled)")
+    return ViewUI(panel, depth, projected, truth, sweep, cloud, notes)
 
 
 def view_settings(input_picture: str, heldout_room: float | None, image: Any) -> dict[str, Any]:
@@ -189,7 +187,6 @@ def render_view(
     def on_done(done: Done) -> dict[Any, Any]:
         f, notes = done.files, done.info.get("notes", [])
         return {
-            ui.view: str(f["view"]),
             ui.depth: str(f["depth"]),
             ui.projected: str(f["projected"]),
             ui.truth: str(f["truth"]) if "truth" in f else None,

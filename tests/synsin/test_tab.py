@@ -11,8 +11,8 @@ from gradio_client.exceptions import AppError
 
 def test_synsin_view_endpoint(client):
     out = client.predict(input_picture="held-out room", heldout_room=2, yaw_deg=30, preset="tiny", api_name="/synsin")
-    view, depth, projected, truth, sweep = out[-7:-2]
-    for path in (view, depth, projected, truth, sweep):
+    truth, depth, projected, sweep = out[-6:-2]
+    for path in (truth, depth, projected, sweep):
         assert path and Path(path).is_file()
     assert "clamped" in out[-1]
 
