@@ -114,8 +114,13 @@ class AppContext:
             inside = False
         if not inside:
             return value
-        dest = self.session_dir(request_session(request)) / "out" / secrets.token_hex(8) / src.name
-        dest.parent.mkdir(parents=True)
+        # The same file published twice (a thumbnail listed at each refresh) lands in the same unguessable folder.
+        stamp = f"{src.resolve()}:{src.stat().st_mtime_ns}".encode()
+        token = hmac.new(self._secret, stamp, hashlib.sha256).hexdigest()[:24]
+        dest = self.session_dir(request_session(request)) / "out" / token / src.name
+        if dest.is_file():
+            return str(dest) if isinstance(value, str) else dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(src, dest)  # same file system: no copy
         except OSError:
