@@ -44,7 +44,12 @@ def card_html(metrics: Mapping[str, Any] | None, name: str | None = None, elapse
     if not metrics:
         return ""
     name = name or pipeline_of(str(metrics.get("run_id", "")))
-    parts = headline_parts(numeric(metrics), headlines_of(name))
+    return parts_html(headline_parts(numeric(metrics), headlines_of(name)), elapsed_s)
+
+
+def parts_html(parts: list[tuple[str, str, str]], elapsed_s: float | None = None) -> str:
+    """The card for (label, value with unit, "from …" or "") parts, with an optional wall time; "" without parts.
+    For results that are not recorded runs (a single render), which still deserve a headline."""
     if not parts:
         return ""
     items = "".join(

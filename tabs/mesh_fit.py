@@ -10,10 +10,12 @@ from typing import Any
 import gradio as gr
 
 from pipelines.core.events import Done
+from pipelines.core.headline import significant
 from pipelines.mesh_fit import pipeline as mesh_fit
 from pipelines.mesh_fit.targets import TARGETS
 
 from .context import AppContext
+from .plots import readable_layout, set_log_axis
 from .stream import stream
 from .widgets import (
     LATEX,
@@ -184,7 +186,6 @@ def fit(
 
 def fit_results(done: Done, *, request: gr.Request | None, ctx: AppContext, ui: MeshFitUI) -> dict:
     """The tab's updates from a finished fit: the viewer file, the side-by-side picture, curves, table and notes."""
-    import pandas as pd
 
     warn = done.info.get("warnings") or []
     text = f"Target: {done.info['target']}." + (
@@ -194,7 +195,7 @@ def fit_results(done: Done, *, request: gr.Request | None, ctx: AppContext, ui: 
         ui.viewer_state: viewer_file(ctx, request, done.info["mesh"]),
         ui.comparison: done.info["picture"],
         ui.comparison_plot: histories_figure(done.info["histories"]),
-        ui.table: pd.DataFrame(done.info["table"]),
+        ui.table: rounded_table(done.info["table"]),
         ui.notes: text,
     }
 
@@ -204,18 +205,23 @@ def histories_figure(histories: dict[str, dict[str, list[float]]]) -> Any:
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    everything: list[float] = []
     for name, history in histories.items():
         values = history["chamfer"]
+        everything.extend(values)
         fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=f"{name}: chamfer"))
-    fig.update_layout(
-        xaxis_title="step",
-        yaxis_title="chamfer (noisy target)",
-        yaxis_type="log",
-        height=320,
-        margin=dict(l=40, r=10, t=30, b=40),
-        legend=dict(orientation="h"),
-    )
+    fig.update_layout(xaxis_title="step", yaxis_title="chamfer (noisy target)")
+    readable_layout(fig, 320)
+    if everything and all(v > 0 for v in everything):
+        set_log_axis(fig, everything)
     return fig
+
+
+def rounded_table(rows: list[dict[str, Any]]) -> Any:
+    """Result rows as a table with 3 significant figures."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: significant(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows])
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -271,7 +277,7 @@ def _settings_column(ctx: AppContext) -> tuple[list[Any], gr.Button, gr.Button]:
         )
     with gr.Row():
         fit_button = gr.Button("Fit", variant="primary", elem_id="mesh_fit-run")
-        book_button = gr.Button("Run the book's three experiments")
+        book_button = gr.Button("Run the book's three experiments", size="sm")
         stop_button(ctx, "mesh_fit")
     weights = [w_chamfer, w_edge, w_normal, w_laplacian]
     inputs = [files, shape, noise, outliers, preset, level, steps, lr, momentum, *weights, laplacian]

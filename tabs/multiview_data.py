@@ -90,7 +90,7 @@ def data_inputs(ctx: AppContext, config_cls: type | None = None) -> tuple[Any, .
         info="cow: the book's subject, textured; blob: a bumpy coloured sphere; textured-cube: the bundled asset",
     )
     mesh_files = upload_box(
-        "…or upload a mesh: OBJ (+MTL, texture), PLY, GLB, STL, OFF, or a zip", MESH_WITH_TEXTURE_TYPES
+        "…or upload a mesh: OBJ (+MTL, texture), PLY, GLB, STL, OFF, or a zip", MESH_WITH_TEXTURE_TYPES, height=120
     )
     preset = preset_radio(ctx, PRESET_LABEL)
     with gr.Row():

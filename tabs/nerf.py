@@ -40,6 +40,7 @@ from .widgets import (
     refresh_on_select,
     run_panel,
     show_in_viewer,
+    show_when_filled,
     shown_file,
     stop_button,
     upload_path,
@@ -95,18 +96,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: radiance fields, harmonic embedding, Monte Carlo rays", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             inputs = data_inputs(ctx, nerf.Config)
             train_inputs = _field_inputs(ctx, inputs[2])
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="nerf-run")
                 stop_button(ctx, "nerf")
-        with gr.Column(scale=2, min_width=320):
+            object_examples(inputs, "nerf-examples")
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300)
             with gr.Row():
                 video = gr.Video(label="Orbit video", interactive=False, height=300, visible=False)
+                show_when_filled(video)
                 model = model3d("Marching-cubes mesh", "nerf-model3d", height=300, interactive=False)
-    object_examples(inputs, "nerf-examples")
     checkpoint = _render_section(ctx)
     data = data_preview_section(ctx, inputs)
     wire_preview(ctx, data, nerf.Config, api_name=False)  # the same builder as /multiview in the Volume tab

@@ -91,3 +91,73 @@ def curves_figure(history: dict[str, tuple[list[int], list[float]]], title: str 
     fig.update_xaxes(title_text="step", row=len(order), col=1)
     readable_layout(fig, ROW_HEIGHT * len(order) + 60, title)
     return fig
+
+
+CAMERA_COLOURS = {"start": "#888888", "true": "#2e9d5b", "estimated": "#e4572e"}
+"""Colours of the named cameras in `cameras_figure` (others get Plotly's)."""
+
+
+def frustum_lines(centre: Sequence[float], size: float = 0.35) -> tuple[list[float | None], ...]:
+    """x, y, z line coordinates (None-separated) of a small pyramid for a camera at `centre` looking at the origin
+    with +Y up: apex at the centre, base towards the origin."""
+    c = np_vec(centre)
+    forward = [-x / max(_norm(c), 1e-9) for x in c]
+    up = (0.0, 1.0, 0.0) if abs(forward[1]) < 0.99 else (0.0, 0.0, 1.0)
+    right = _unit(_cross(up, forward))
+    true_up = _cross(forward, right)
+    base = [c[i] + size * forward[i] for i in range(3)]
+    corners = [
+        [base[i] + sx * 0.6 * size * right[i] + sy * 0.45 * size * true_up[i] for i in range(3)]
+        for sx, sy in ((1, 1), (-1, 1), (-1, -1), (1, -1))
+    ]
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    zs: list[float | None] = []
+    for a, b in [(c, k) for k in corners] + list(zip(corners, corners[1:] + corners[:1])):
+        xs += [a[0], b[0], None]
+        ys += [a[1], b[1], None]
+        zs += [a[2], b[2], None]
+    return xs, ys, zs
+
+
+def cameras_figure(cameras: dict[str, Sequence[float]], title: str = "") -> go.Figure:
+    """Named look-at cameras (centre positions) around an object at the origin, in 3D: a frustum each, a dashed
+    line of sight to the origin, and the origin marked."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter3d(x=[0], y=[0], z=[0], mode="markers", marker=dict(size=6, color="black"), name="object"))
+    for name, centre in cameras.items():
+        colour = CAMERA_COLOURS.get(name)
+        xs, ys, zs = frustum_lines(centre)
+        fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line=dict(color=colour, width=5), name=name))
+        fig.add_trace(
+            go.Scatter3d(
+                x=[centre[0], 0],
+                y=[centre[1], 0],
+                z=[centre[2], 0],
+                mode="lines",
+                line=dict(color=colour, width=2, dash="dash"),
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(scene=dict(aspectmode="data", xaxis_title="x", yaxis_title="y", zaxis_title="z"))
+    readable_layout(fig, 420, title)
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def np_vec(v: Sequence[float]) -> list[float]:
+    return [float(x) for x in v]
+
+
+def _norm(v: Sequence[float]) -> float:
+    return math.sqrt(sum(x * x for x in v))
+
+
+def _unit(v: Sequence[float]) -> list[float]:
+    n = max(_norm(v), 1e-9)
+    return [x / n for x in v]
+
+
+def _cross(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]

@@ -19,6 +19,7 @@ from pipelines.pose.settings import LOSSES
 from pipelines.pose.targets import read_image_and_mask
 
 from .context import AppContext
+from .plots import cameras_figure
 from .pose_lessons import LESSON
 from .stream import stream
 from .widgets import (
@@ -32,6 +33,7 @@ from .widgets import (
     number_value,
     preset_radio,
     run_panel,
+    show_when_filled,
     shown_file,
     stop_button,
     upload_box,
@@ -47,7 +49,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: soft silhouettes, losses and pose errors", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     mesh_files = upload_box(
-        "Mesh to pose (OBJ+MTL+texture, PLY, GLB, ...); empty = the procedural toy cow", MESH_WITH_TEXTURE_TYPES
+        "Mesh to pose (OBJ+MTL+texture, PLY, GLB, ...); empty = the book's cow", MESH_WITH_TEXTURE_TYPES, height=120
     )
     with gr.Tabs():
         with gr.Tab("Single pose"):
@@ -141,9 +143,9 @@ def single_pose_section(ctx: AppContext, mesh_files: gr.File) -> None:
     """The target and start poses, the loss, preset and optimisation settings, wired to /pose."""
     defaults = pose.Config()
     with gr.Row():
-        with gr.Column():
+        with gr.Column(min_width=400):
             target = _target_inputs(defaults)
-        with gr.Column():
+        with gr.Column(min_width=400):
             start = _start_inputs(defaults)
             with gr.Row():
                 loss = gr.Radio(list(LOSSES), value="silhouette", label="Loss")
@@ -154,8 +156,11 @@ def single_pose_section(ctx: AppContext, mesh_files: gr.File) -> None:
                 stop_button(ctx, "pose")
     panel = run_panel(preview_label="Target | current render | overlay (red = target, cyan = current, white = both)")
     video = gr.Video(label="The optimisation (MP4)", height=300, interactive=False, visible=False)
+    show_when_filled(video)
+    cameras = gr.Plot(label="Cameras in 3D: start (grey), true (green), estimated (red)", visible=False)
     with gr.Accordion("Estimated, start and true pose (R, T, centre; JSON)", open=False):
         result = gr.JSON(label="Estimated, start and true pose (R, T, centre)")
+    result.change(poses_figure, result, cameras, api_name=False, queue=False)
     gr.Examples(
         [[50.0, 0.0, 30.0], [20.0, 120.0, 45.0], [-10.0, -60.0, 20.0]],
         [target[2], target[3], start[0]],
@@ -226,6 +231,18 @@ def pose_preset_values(preset: str | None, *, ctx: AppContext) -> tuple[Any, ...
     """The optimisation boxes' values under `preset` (they follow the preset radio)."""
     cfg = make_preset(pose.Config, preset or default_preset(ctx.device))
     return cfg.steps, cfg.lr, sizes_text(cfg.image_sizes), cfg.faces_per_pixel, cfg.patience, cfg.stop_iou
+
+
+def poses_figure(poses: dict | None) -> Any:
+    """The start, true and estimated cameras of a finished run in 3D (hidden before a run)."""
+    named = {
+        name: pose["position"]
+        for name, key in (("start", "start_pose"), ("true", "true_pose"), ("estimated", "estimated_pose"))
+        if isinstance(poses, dict) and isinstance(pose := poses.get(key), dict) and "position" in pose
+    }
+    if not named:
+        return gr.update(visible=False)
+    return gr.update(value=cameras_figure(named), visible=True)
 
 
 @user_errors("Check the target")

@@ -16,6 +16,7 @@ import gradio as gr
 import numpy as np
 
 from pipelines.core.events import Done, to_uint8
+from pipelines.core.headline import significant
 from pipelines.render import rotations
 from pipelines.render.images import image_grid
 from pipelines.shading import lab
@@ -24,6 +25,7 @@ from pipelines.shading.meshes import mesh_choices
 from pipelines.shading.settings import RenderSettings
 
 from .context import AppContext
+from .headline import parts_html
 from .shading_lessons import LESSON, TERMS_FORMULA
 from .shading_optimise import fit_section, points_section
 from .shading_settings import (
@@ -98,8 +100,10 @@ def render_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> No
     """/render on the button; the same render, unnamed, whenever the settings or the mesh change (when live)."""
     button = gr.Button("Render", variant="primary", elem_id="shading-run")
     image = gr.Image(label="Render", type="numpy", interactive=False, height=460, elem_id="shading-image")
+    card = gr.HTML("", visible=False, elem_classes=["studio-card"], label="Result")
     with gr.Accordion("Render info (time, memory estimate, notes)", open=False):
         info = gr.JSON(label="Render info (time, memory estimate, notes)", elem_id="shading-info")
+    info.change(render_card, info, card, api_name=False, queue=False)
     gr.Examples(
         [[name] for name in _example_meshes(panel)],
         [panel.mesh],
@@ -148,6 +152,17 @@ def render(
     out["faces"] = int(meshes.num_faces_per_mesh()[0])
     out["vertices"] = int(meshes.num_verts_per_mesh()[0])
     return to_uint8(result.image[0]), out
+
+
+def render_card(info: dict | None) -> Any:
+    """The render's headline: picture size, time and faces (hidden before the first render)."""
+    if not isinstance(info, dict) or "image_size" not in info:
+        return gr.update(visible=False)
+    h, w = info["image_size"]
+    parts = [("Rendered", f"{w}×{h} px", ""), ("in", f"{significant(1000 * info['render_seconds'])} ms", "")]
+    if "faces" in info:
+        parts.append(("faces", f"{info['faces']:,}", ""))
+    return gr.update(value=parts_html(parts), visible=True)
 
 
 def live_render(

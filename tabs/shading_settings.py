@@ -3,6 +3,7 @@ settings widgets, folded into the one settings dict the lab's endpoints take."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -83,7 +84,8 @@ def settings_from_widgets(*values: Any) -> dict[str, Any]:
     v["light_xyz"] = [float(c) if c is not None else 0.0 for c in xyz]
     for key in COLOR_FIELDS:
         try:
-            v[key] = [round(c, 4) for c in parse_color(v[key], key)]
+            # 2 decimals: a colour picker's 1/255 steps would turn the default 0.3 into 0.298 after one render
+            v[key] = [round(c, 2) for c in parse_color(v[key], key)]
         except ValueError:
             v[key] = getattr(RenderSettings(), key)
     return v
@@ -163,9 +165,13 @@ class SettingsPanel:
         return [self.widgets[name] for name in WIDGET_ORDER]
 
 
+UI_DEFAULTS = dataclasses.replace(RenderSettings(), dist=2.0)
+"""The settings the tab opens with: the pipeline's, with the camera closer so the subject fills the picture."""
+
+
 def settings_column() -> SettingsPanel:
     """Lays out the mesh pickers and the settings accordions (inside the caller's column)."""
-    defaults = RenderSettings()
+    defaults = UI_DEFAULTS
     choices = mesh_choices()
     names = [c[1] if isinstance(c, tuple) else c for c in choices]
     start = next((name for name in ("cow", "teapot", "ico-sphere") if name in names), names[0])
@@ -188,12 +194,10 @@ def settings_column() -> SettingsPanel:
         )
         widgets["on_overflow"] = gr.Radio(list(OVERFLOW_MODES), value=defaults.on_overflow, label="Over budget")
     live = gr.Checkbox(True, label="Re-render when a setting changes")
-    settings_json = gr.JSON(
-        defaults.to_dict(),
-        label="Settings (the API's `settings` argument)",
-        open=False,
-        elem_id="shading-settings",
-    )
+    with gr.Accordion("Settings as JSON (the API's `settings` argument)", open=False):
+        settings_json = gr.JSON(
+            defaults.to_dict(), label="Settings (the API's `settings` argument)", elem_id="shading-settings"
+        )
     return SettingsPanel(mesh, files, widgets, book_soft, live, settings_json)
 
 

@@ -149,6 +149,7 @@ def pose_panel(ctx: AppContext) -> LivePreview:
         [controls.pose_preset, controls.pose_json],
         label="Examples: a pose (then Pose and export)",
         elem_id="smpl-examples",
+        example_labels=poses,
     )
     live = LivePreview(bind(preview_body, ctx=ctx), controls.view_inputs, views.outputs)
     _wire_pose_controls(controls, live)

@@ -78,17 +78,6 @@ def _done_updates(
     return updates
 
 
-def shown(panel: RunPanel, updates: Updates) -> Updates:
-    """`updates` with the panel's hidden-while-empty parts shown when they get a value and hidden when cleared."""
-    for component in panel.hidden_until_filled:
-        if component in updates:
-            value = updates[component]
-            if not (isinstance(value, dict) and value.get("__type__") == "update"):
-                filled = value is not None and not (isinstance(value, (list, tuple)) and not value)
-                updates[component] = gr.update(value=value, visible=filled)
-    return updates
-
-
 def stream(
     ctx: AppContext,
     panel: RunPanel,
@@ -113,10 +102,7 @@ def stream(
     run = Run(name, pipelines.get(name).run, cfg, ctx.store, ctx.runs_dir, preset=preset, source="ui", owner=owner)
     events = iter(run)
     folded, start, last_emit = _Folded(), time.monotonic(), 0.0
-    yield shown(
-        panel,
-        {panel.status: progress_html(0, 0, f"Run {run.id} started", None), panel.files: None, panel.metrics: None},
-    )
+    yield {panel.status: progress_html(0, 0, f"Run {run.id} started", None), panel.files: None, panel.metrics: None}
     try:
         for event in events:
             if flag.is_set():
@@ -130,7 +116,7 @@ def stream(
                 folded.preview(event, panel, on_preview)
             elif isinstance(event, Done):
                 done = _done_updates(folded, event, panel, run, time.monotonic() - start, on_done)
-                yield shown(panel, ctx.publish_all(done, request))  # the browser gets copies, not the run folder
+                yield ctx.publish_all(done, request)  # the browser gets copies, not the run folder
                 return
             now = time.monotonic()
             if now - last_emit >= min_interval_s:
@@ -139,7 +125,7 @@ def stream(
                 folded.pending[panel.status] = progress_html(step, total, folded.message, eta)
                 if panel.curves is not None and folded.history:
                     folded.pending[panel.curves] = curves_figure(folded.history)
-                yield shown(panel, folded.pending)
+                yield folded.pending
                 folded.pending, last_emit = {}, now
     except gr.Error:
         raise

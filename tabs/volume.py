@@ -37,6 +37,7 @@ from .widgets import (
     refresh_on_select,
     run_panel,
     show_in_viewer,
+    show_when_filled,
     shown_file,
     stop_button,
     viewer_file,
@@ -94,18 +95,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: rays, the volume rendering equation, voxel grids", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             inputs = data_inputs(ctx, volume.Config)
             grid = _grid_inputs(ctx, inputs[2])
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="volume-run")
                 stop_button(ctx, "volume")
-        with gr.Column(scale=2, min_width=320):
+            object_examples(inputs, "volume-examples")
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300)
             with gr.Row():
                 video = gr.Video(label="Orbit video", interactive=False, height=300, visible=False)
+                show_when_filled(video)
                 model = model3d("Marching-cubes mesh", "volume-model3d", height=300, interactive=False)
-    object_examples(inputs, "volume-examples")
     data = data_preview_section(ctx, inputs)
     wire_preview(ctx, data, volume.Config, api_name="multiview")
     viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see widgets.viewer_file)

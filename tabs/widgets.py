@@ -323,9 +323,21 @@ def show_in_viewer(event: Any, state: gr.State, viewer: gr.Model3D, keep_when_em
     return event.then(lambda path: path, state, viewer, api_name=False)
 
 
-def shown_file(path: str | Path | None) -> Any:
-    """An update that shows an output (video, viewer, picture file) with `path`, or hides it when there is none."""
-    return gr.update(value=str(path) if path else None, visible=bool(path))
+def shown_file(path: str | Path | None) -> str | None:
+    """A file for an output that `show_when_filled` hides while empty (the path as text, or None)."""
+    return str(path) if path else None
+
+
+def show_when_filled(*components: Any) -> None:
+    """Each component is shown when it gets a value and hidden when cleared, by its own change event (outside the
+    API: an endpoint's outputs stay plain values, which gradio_client callers read as they are)."""
+    for component in components:
+        component.change(filled_visibility, component, component, api_name=False, queue=False, show_progress="hidden")
+
+
+def filled_visibility(value: Any) -> Any:
+    """Visible when `value` holds something (a picture, a figure, files), hidden when it is empty."""
+    return gr.update(visible=value is not None and not (isinstance(value, (list, tuple, str)) and not value))
 
 
 @dataclass
@@ -356,7 +368,7 @@ class RunPanel:
 
     @property
     def hidden_until_filled(self) -> list[Any]:
-        """The panels that stay hidden while they are empty (`stream` shows them with their first value)."""
+        """The panels that stay hidden while they are empty (shown by their change event, see `show_when_filled`)."""
         return [c for c in (self.preview, self.curves, self.files) if c is not None]
 
 
@@ -398,15 +410,17 @@ def run_panel(
             else None
         )
         plot = gr.Plot(label="Loss and metric curves", visible=False) if curves else None
-    table = gr.Dataframe(
-        headers=TABLE_HEADERS, label="Final metrics", interactive=False, visible=False, wrap=True, max_height=320
-    )
-    files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False)
+    with gr.Row(equal_height=False):
+        table = gr.Dataframe(
+            headers=TABLE_HEADERS, label="Final metrics", interactive=False, visible=False, wrap=True, max_height=320
+        )
+        files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False, height=320)
     with gr.Accordion("Raw metrics (JSON)", open=False, visible=False) as raw:
         metrics = gr.JSON(label="Final metrics (JSON)")
     card = gr.State(None)
     panel = RunPanel(status, image, plot, metrics, files, headline, table, card, raw)
     metrics.change(show_result, [metrics, card], [headline, table, raw], api_name=False, queue=False)
+    show_when_filled(*panel.hidden_until_filled)
     return panel
 
 

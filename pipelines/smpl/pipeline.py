@@ -18,8 +18,8 @@ from pipelines.smpl.layout import JOINT_NAMES
 from pipelines.smpl.model_files import OFFICIAL_MODEL_NAMES, model_in_use
 from pipelines.smpl.poses import joint_index, parse_betas, parse_pose, preset_pose
 
-HEADLINE = (Headline("pose_and_export_s", "Posed and exported in", "s"),)
-"""The result card's number: the time to pose the body and write its files."""
+HEADLINE = (Headline("height_m", "Height", "m"), Headline("pose_and_export_s", "posed and exported in", "s"))
+"""The result card's numbers: the body's height and the time to pose it and write its files."""
 
 EXPORTS = ("glb", "obj")
 OPTIONAL_FILES = {"SMPL body model": OFFICIAL_MODEL_NAMES}

@@ -114,10 +114,11 @@ def test_browser_opens_the_tab_and_renders(app_server, artifacts_dir):
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(60_000)
             page.goto(url)
-            page.get_by_role("tab", name="Shading lab", exact=True).click()
+            page.locator("#tab-shading-button").click()
             page.wait_for_selector("#tab-shading", state="visible")
             page.locator("#shading-shader").get_by_label("hard-flat").check()  # a live re-render starts
-            page.locator("#shading-render-btn").click()
+            page.locator("#shading-run").click()
+            page.get_by_text("Render info (time, memory estimate, notes)").first.click()  # a closed accordion
             image = page.locator("#shading-image img")
             image.wait_for(state="visible", timeout=120_000)
             page.wait_for_function(
