@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from pipelines.core.config import to_jsonable
+from pipelines.core.weights import ArchiveError, check_archive
 from pipelines.giraffe import specs, training
 from pipelines.giraffe.generator import Generator, GeneratorSpec
 from pipelines.giraffe.networks2d import DCDiscriminator, renderer_blocks
@@ -46,6 +47,10 @@ def safe_load(path: Path) -> Any:
     size_mb = path.stat().st_size / 2**20
     if size_mb > MAX_CHECKPOINT_MB:
         raise CheckpointError(f"{path.name} is {size_mb:.0f} MB; checkpoints up to {MAX_CHECKPOINT_MB} MB are read.")
+    try:
+        check_archive(path, MAX_CHECKPOINT_MB)  # a zip bomb is refused before torch.load unpacks it
+    except ArchiveError as err:
+        raise CheckpointError(str(err)) from None
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from pipelines.core.weights import ArchiveError, check_archive
 from pipelines.meshrcnn.model import ModelSpec, VoxMesh
 
 FORMAT = "3d-studio-meshrcnn"
@@ -51,6 +52,10 @@ def read(path: Path) -> dict[str, Any]:
     size_mb = path.stat().st_size / 2**20
     if size_mb > MAX_CHECKPOINT_MB:
         raise CheckpointError(f"{path.name} is {size_mb:.0f} MB; checkpoints over {MAX_CHECKPOINT_MB} MB are refused.")
+    try:
+        check_archive(path, MAX_CHECKPOINT_MB)  # a zip bomb is refused before torch.load unpacks it
+    except ArchiveError as err:
+        raise CheckpointError(str(err)) from None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
