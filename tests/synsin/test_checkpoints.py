@@ -4,11 +4,11 @@ corrupt or code-carrying files get a sentence, and studio checkpoints round-trip
 from __future__ import annotations
 
 import argparse
+import functools
 import pickle
 
 import pytest
 import torch
-import torchvision
 
 from pipelines.synsin import checkpoints
 from pipelines.synsin.lpips import load_lpips
@@ -34,6 +34,12 @@ OFFICIAL_ANCHORS = {
 
 
 def official_state() -> dict[str, torch.Tensor]:
+    """A fresh copy of `_official_state()` (built once; tests change their copies)."""
+    return dict(_official_state())
+
+
+@functools.cache
+def _official_state() -> dict[str, torch.Tensor]:
     """A state dict in the official checkpoint's layout: generator under model.module., the loss's VGG, the
     geometry buffers and the discriminator under netD.netD.netD. (values random; shapes official)."""
     torch.manual_seed(0)
@@ -146,8 +152,13 @@ def test_studio_checkpoint_round_trip(tmp_path):
 def test_lpips_only_with_operator_backbone(tmp_path):
     assert load_lpips(tmp_path) is None  # no weights: not computed
     torch.manual_seed(3)
-    features = torchvision.models.vgg16(weights=None).features.state_dict()
-    torch.save({f"features.{k}": v for k, v in features.items()}, tmp_path / "vgg16.pth")
+    convs = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256), (14, 256, 256),
+             (17, 256, 512), (19, 512, 512), (21, 512, 512), (24, 512, 512), (26, 512, 512), (28, 512, 512)]  # fmt: skip
+    features = {}
+    for i, c_in, c_out in convs:  # torchvision's VGG-16 feature layers (random values)
+        features[f"features.{i}.weight"] = torch.randn(c_out, c_in, 3, 3) * (2.0 / (9 * c_in)) ** 0.5
+        features[f"features.{i}.bias"] = torch.zeros(c_out)
+    torch.save(features, tmp_path / "vgg16.pth")
     score = load_lpips(tmp_path)
     a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     same, other = score(a, a), score(a, b)
