@@ -214,7 +214,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         pipeline = gr.Dropdown([ALL, *REGISTRY], value=ALL, label="Pipeline")
         status = gr.Dropdown([ALL, *STATUSES], value=ALL, label="Status")
         refresh = gr.Button("Refresh", variant="secondary")
-    gallery = gr.Gallery(label="History (click to reopen)", columns=6, height=220, allow_preview=False)
+    gallery = gr.Gallery(
+        label="History (click to reopen)", columns=8, rows=1, height=200, allow_preview=False, object_fit="contain"
+    )
     gallery_ids = gr.State([])
     runs = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, wrap=True, label="Runs")
     with gr.Row():
@@ -222,7 +224,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         open_btn = gr.Button("Reopen")
         bundle_btn = gr.Button("Download bundle (zip)")
     with gr.Row():
-        pictures = gr.Gallery(label="The run's pictures", columns=4, height=320)
+        pictures = gr.Gallery(label="The run's pictures", columns=4, height=320, object_fit="contain")
         video = gr.Video(label="The run's video", interactive=False, height=320)
     with gr.Row():
         mesh = model3d("The run's mesh", elem_id="runs-mesh", height=360, interactive=False)

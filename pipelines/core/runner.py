@@ -15,7 +15,7 @@ from pipelines.core.config import to_jsonable
 from pipelines.core.events import Done, Event, Preview, Progress
 from pipelines.core.runs import OPERATOR, RunStore, new_run_id
 
-THUMBNAIL_PX = 160
+THUMBNAIL_PX = 256
 """The longer side of a run's thumbnail (the Runs tab's history)."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 
