@@ -216,9 +216,9 @@ def _file_inputs(ctx: AppContext) -> tuple[list[Any], gr.Button]:
 def _file_section(ctx: AppContext, tab: gr.Tab, asset_state: gr.State, viewer_state: gr.State) -> None:
     """Lays out the File section (upload, viewer, results) and wires /inspect and the display controls."""
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=400):
             inputs, button = _file_inputs(ctx)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             model = model3d("Viewer (GLB)", "inspect-model3d", height=420, interactive=False)
     panel = run_panel(preview=False, curves=False)
     warnings = gr.Markdown(elem_id="inspect-warnings", label="Warnings")

@@ -149,10 +149,10 @@ def camera_panel(asset_state: gr.State) -> gr.Button:
     """Lays out the Cameras section and wires /camera; returns its button."""
     gr.Markdown(INTRO)
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=400):
             inputs = camera_inputs()
             button = gr.Button("Show camera", variant="primary")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             frustum = gr.Plot(label="Scene with the camera frustum")
             render = gr.Image(
                 label="Render with the projected sample points", type="numpy", interactive=False, height=300

@@ -228,9 +228,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: chamfer distance and the regularisers", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=400):
             inputs, fit_button, book_button = _settings_column(ctx)
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=400):
             model = model3d("Current mesh (GLB, the target's frame)", "mesh-fit-model3d", height=440, interactive=False)
     ui = _results()
     # The fitted GLB reaches the viewer through a chained event: a streaming event leaves a Model3D empty in Gradio

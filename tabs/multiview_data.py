@@ -71,11 +71,11 @@ def data_section(ctx: AppContext, config_cls: type | None = None) -> DataSection
     the views sheet and cameras plot on the right, and the data-set JSON in a closed accordion. With `config_cls`,
     the number boxes show (and follow) that pipeline's preset values."""
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=400):
             gr.Markdown("### 1. Multi-view data")
             inputs = data_inputs(ctx, config_cls)
             show_rays, preview_button = preview_controls()
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             sheet, cameras_plot, data_info = preview_outputs()
     return DataSection(*inputs, show_rays, preview_button, sheet, cameras_plot, data_info)
 

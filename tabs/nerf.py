@@ -15,6 +15,7 @@ from pipelines.core.device import default_preset
 from pipelines.core.events import Done
 from pipelines.nerf import pipeline as nerf
 
+from .compare import compare_section
 from .context import AppContext
 from .multiview_data import (
     CAMERA_DISTANCE,
@@ -110,6 +111,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 show_when_filled(video)
                 model = model3d("Marching-cubes mesh", "nerf-model3d", height=300, interactive=False)
     checkpoint = _render_section(ctx)
+    compare_section(ctx, list(inputs), panel)
     data = data_preview_section(ctx, inputs)
     wire_preview(ctx, data, nerf.Config, api_name=False)  # the same builder as /multiview in the Volume tab
     viewer_state = gr.State(None)  # the GLB for the viewer, handed over by a chained event (see widgets.viewer_file)

@@ -185,10 +185,16 @@ def _target_inputs(defaults: pose.Config) -> list[Any]:
         label="Target: the mesh rendered at a hidden pose, or a photo with its mask",
     )
     with gr.Row():
-        distance = gr.Number(defaults.true_pose[0], label="Hidden distance", minimum=0.5, maximum=20)
-        elevation = gr.Slider(-89, 89, value=defaults.true_pose[1], step=1, label="Hidden elevation (°)")
-        azimuth = gr.Slider(-180, 180, value=defaults.true_pose[2], step=1, label="Hidden azimuth (°)")
-    with gr.Row():
+        distance = gr.Number(
+            defaults.true_pose[0], label="Hidden distance", minimum=0.5, maximum=20, info="The book's is 3"
+        )
+        elevation = gr.Slider(
+            -89, 89, value=defaults.true_pose[1], step=1, label="Hidden elevation (°)", info="The book's is 50°"
+        )
+        azimuth = gr.Slider(
+            -180, 180, value=defaults.true_pose[2], step=1, label="Hidden azimuth (°)", info="The book's is 0°"
+        )
+    with gr.Row(visible=False) as uploads:  # shown for an uploaded target only
         image = gr.Image(label="Target image", type="numpy", height=200, sources=["upload"])
         mask = gr.Image(
             label="Target mask (white/opaque = object)",
@@ -197,6 +203,7 @@ def _target_inputs(defaults: pose.Config) -> list[Any]:
             height=200,
             sources=["upload"],
         )
+    source.change(lambda s: gr.update(visible=s == "uploaded image"), source, uploads, api_name=False, queue=False)
     return [source, distance, elevation, azimuth, image, mask]
 
 

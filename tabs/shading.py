@@ -70,9 +70,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: rasterising, Lambert and Phong, soft blending, rotations", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1, min_width=330):
+        with gr.Column(scale=1, min_width=400):
             panel = settings_column()
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             with gr.Tabs():
                 with gr.Tab("Render"):
                     render_view(ctx, panel, source)

@@ -137,9 +137,9 @@ class LivePreview:
 def pose_panel(ctx: AppContext) -> LivePreview:
     """Lays out and wires the panel; returns the live preview (the tab redraws the body with it on select)."""
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             controls = _body_controls(ctx)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             views = _body_views()
     panel = run_panel(preview=True, curves=False, preview_label="Renders: posed body and skinning weights")
     ui = SmplUI(panel, views, viewers=gr.State(None))

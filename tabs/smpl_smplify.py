@@ -55,9 +55,9 @@ class SmplifyUI:
 def smplify_panel(ctx: AppContext) -> None:
     """Lays out the panel and wires Fit to /smplify."""
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             inputs, fit_button = _keypoint_controls(ctx)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview=True, curves=True, preview_label="Projected joints over the image")
             with gr.Row():
                 fitted = model3d("Fitted body (GLB)", "smplify-model3d", height=400)

@@ -262,8 +262,9 @@ def gpu_then(event: Any, fn: Callable, inputs: Any, outputs: Any, api_name: str)
 
 
 THREE_QUARTER = (None, None, None)
-"""A Model3D camera (azimuth °, polar angle from the top °, distance; None = fit the object): a three-quarter view
-from above, so a cube shows three faces and a body or animal reads as one."""
+"""The Model3D camera the viewers open with: Gradio's own, which frames the whole object. A three-quarter view
+(azimuth, polar angle, radius) was tried and left unused: in Gradio 6.31 any explicit camera_position leaves the
+canvas blank (checked in Chromium with the torus asset), so a three-quarter view must come from the exported GLB."""
 
 
 def model3d(
@@ -274,8 +275,8 @@ def model3d(
     camera_position: tuple[float | None, float | None, float | None] = THREE_QUARTER,
     visible: bool = True,
 ) -> gr.Model3D:
-    """A 3D viewer for a result (GLB/OBJ/PLY), with an explicit height, the studio's background and a three-quarter
-    camera that frames the whole object.
+    """A 3D viewer for a result (GLB/OBJ/PLY), with an explicit height, the studio's background and a camera that
+    frames the whole object (see `THREE_QUARTER`).
 
     `interactive=False` keeps it a viewer without an upload area or a clear button (refresh_on_select makes it an
     event's input, which Gradio otherwise takes as a request for an upload box): pass it for every output.
