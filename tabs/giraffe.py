@@ -16,11 +16,9 @@ from pipelines.giraffe import controls, evaluation, scenes, specs
 from pipelines.giraffe import generate as giraffe_generate
 
 from .context import AppContext
-from .giraffe_train import LESSON, fd_section, train_section
+from .giraffe_train import LESSON, checked_model, fd_section, model_choices, train_section
 from .stream import stream
-from .widgets import LATEX, RunPanel, bind, config_for, gpu_click, run_panel, shown_file, stop_button, upload_path
-
-SHIPPED_CHOICE = ("studio model (shipped, 32 px, procedural scenes)", "")
+from .widgets import LATEX, RunPanel, bind, config_for, gpu_click, run_panel, stop_button, upload_path
 
 
 @dataclass
@@ -39,14 +37,6 @@ class GenerateUI:
         return [*self.panel.outputs, self.gif, self.strip, self.background, self.samples]
 
 
-def model_choices(ctx: AppContext) -> list[tuple[str, str]]:
-    """The shipped model, then the official checkpoints found in the models dir (by file name)."""
-    found = []
-    if ctx.models_dir is not None:
-        found = [(f"official: {n}", n) for n in specs.OFFICIAL_FILES if (ctx.models_dir / n).is_file()]
-    return [SHIPPED_CHOICE, *found]
-
-
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     """Results first: the model and the control with Generate on the left; the edited scene, its GIF sweep and the
     measurements on the right; examples; the training scenes; training and FD below."""
@@ -63,13 +53,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         with gr.Column(scale=2, min_width=320):
             panel = run_panel(preview_label="Edited scene (the still at 'amount')", preview_height=300, curves=False)
             with gr.Row():
-                gif = gr.Image(label="GIF sweep", type="filepath", interactive=False, height=300, visible=False)
-                samples = gr.Image(
-                    label="Random samples", type="filepath", interactive=False, height=300, visible=False
-                )
+                gif = gr.Image(label="GIF sweep", type="filepath", interactive=False, height=300)
+                samples = gr.Image(label="Random samples", type="filepath", interactive=False, height=300)
             with gr.Row():
-                strip = gr.Image(label="Sweep frames", type="filepath", interactive=False, visible=False)
-                background = gr.Image(label="Background alone", type="filepath", interactive=False, height=200, visible=False)  # fmt: skip
+                strip = gr.Image(label="Sweep frames", type="filepath", interactive=False)
+                background = gr.Image(label="Background alone", type="filepath", interactive=False, height=200)  # fmt: skip
     gr.Examples(
         [
             ["", None, "move-horizontal", 0, 1, 0.5, 16, 0],
@@ -137,7 +125,7 @@ def generate(
 ) -> Iterator[dict[Any, Any]]:
     """/giraffe_generate: samples, the control as a still and a GIF sweep, the background alone, and the
     translation-sweep measurements (centroid error px and R², change outside the object, alpha inside its box)."""
-    checkpoint = upload_path(upload) or (model or "")
+    checkpoint = upload_path(upload) or checked_model(ctx, model)
     cfg = config_for(
         ctx, giraffe_generate.Config, "quick", checkpoint=checkpoint, control=control or "move-horizontal",
         object_index=int(object_index or 0), n_objects=int(n_objects or 1), amount=float(amount),
@@ -150,10 +138,10 @@ def generate(
 
     def on_done(done: Done) -> dict[Any, Any]:
         return {
-            ui.gif: shown_file(done.files.get("sweep_gif")),
-            ui.strip: shown_file(done.files.get("strip")),
-            ui.background: shown_file(done.files.get("background")),
-            ui.samples: shown_file(done.files.get("samples")),
+            ui.gif: str(done.files["sweep_gif"]),
+            ui.strip: str(done.files["strip"]),
+            ui.background: str(done.files["background"]),
+            ui.samples: str(done.files["samples"]),
         }
 
     yield from stream(ctx, ui.panel, "giraffe-generate", cfg, preset="quick", request=request, tab="giraffe", on_done=on_done)  # fmt: skip

@@ -13,10 +13,23 @@ from pipelines.core.device import default_preset
 from pipelines.core.events import Done
 from pipelines.giraffe import fid as giraffe_fid
 from pipelines.giraffe import pipeline as giraffe_train
+from pipelines.giraffe import specs
 
 from .context import AppContext
 from .stream import stream
-from .widgets import RunPanel, bind, config_for, gpu_click, preset_radio, run_panel, stop_button, upload_path
+from .widgets import (
+    RunPanel,
+    bind,
+    config_for,
+    gpu_click,
+    preset_numbers,
+    preset_radio,
+    run_panel,
+    stop_button,
+    upload_path,
+)
+
+SHIPPED_CHOICE = ("studio model (shipped, 32 px, procedural scenes)", "")
 
 LESSON = r"""
 **Scenes as compositions of fields.** GIRAFFE (Niemeyer & Geiger, CVPR 2021) generates a scene from $N$ objects
@@ -51,6 +64,23 @@ the rest of the picture alone.
 """
 
 
+def model_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """The shipped model, then the official checkpoints found in the models dir (by file name)."""
+    found = []
+    if ctx.models_dir is not None:
+        found = [(f"official: {n}", n) for n in specs.OFFICIAL_FILES if (ctx.models_dir / n).is_file()]
+    return [SHIPPED_CHOICE, *found]
+
+
+def checked_model(ctx: AppContext, model: str | None) -> str:
+    """The model choice as a checkpoint name: '' (shipped) or an official file found in the models dir; anything
+    else (a path typed into the API) is refused, so visitors load only uploads and the operator's files."""
+    allowed = {value for _, value in model_choices(ctx)}
+    if (model or "") not in allowed:
+        raise gr.Error(f"Unknown model {model!r}: choose the shipped model, an official file of the models dir, or upload a checkpoint.")  # fmt: skip
+    return model or ""
+
+
 @dataclass
 class TrainUI:
     panel: RunPanel
@@ -67,12 +97,13 @@ def train_section(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             preset = preset_radio(ctx, "Preset (full = the official 64 px networks)")
-            with gr.Row():
-                steps = gr.Number(None, label="Steps (empty: the preset's)", precision=0, minimum=1)
-                batch = gr.Number(None, label="Batch (official 32)", precision=0, minimum=1, maximum=256)
-            with gr.Row():
-                n_objects = gr.Number(3, label="Most objects per scene", precision=0, minimum=1, maximum=8)
-                budget = gr.Number(0, label="Wall-time budget (s, 0: none)", precision=0, minimum=0)
+            boxes = preset_numbers(
+                ctx, preset, giraffe_train.Config,
+                {"steps": "Steps", "batch": "Batch (official 32)", "n_objects": "Most objects per scene",
+                 "wall_budget_s": "Wall-time budget (s, 0: none)"},
+                integers=("steps", "batch", "n_objects"),
+                limits={"steps": (1, 10_000_000), "batch": (1, 256), "n_objects": (1, 8), "wall_budget_s": (0, None)},
+            )  # fmt: skip
             resume = gr.File(label="Resume from a studio checkpoint (.pt, optional)", file_types=[".pt"], height=90)
             with gr.Row():
                 button = gr.Button("Train", variant="primary", elem_id="giraffe-train-run")
@@ -81,7 +112,7 @@ def train_section(ctx: AppContext) -> None:
             panel = run_panel(preview_label="EMA generator samples", preview_height=300)
             checkpoint = gr.File(label="Checkpoint (use it above, or resume)", interactive=False, visible=False)
     ui = TrainUI(panel, checkpoint)
-    inputs = [preset, steps, batch, n_objects, budget, resume]
+    inputs = [preset, *boxes.values(), resume]
     gpu_click(button, bind(train, ctx=ctx, ui=ui), inputs, ui.outputs, "giraffe_train")
 
 
@@ -89,8 +120,8 @@ def train(
     preset: str | None = None,
     steps: float | None = None,
     batch: float | None = None,
-    n_objects: float = 3,
-    wall_budget_s: float = 0,
+    n_objects: float | None = None,
+    wall_budget_s: float | None = None,
     resume: Any = None,
     request: gr.Request | None = None,
     *,
@@ -100,11 +131,8 @@ def train(
     """/giraffe_train: streams the EMA generator's samples and the losses; the checkpoint, samples, FD and the
     translation-sweep measurements at the end."""
     preset = preset or default_preset(ctx.device)
-    fields: dict[str, Any] = {"n_objects": int(n_objects or 3), "wall_budget_s": float(wall_budget_s or 0)}
-    if steps:
-        fields["steps"] = int(steps)
-    if batch:
-        fields["batch"] = int(batch)
+    values = (("steps", steps, int), ("batch", batch, int), ("n_objects", n_objects, int), ("wall_budget_s", wall_budget_s, float))  # fmt: skip
+    fields: dict[str, Any] = {name: cast(value) for name, value, cast in values if value is not None}
     if upload_path(resume):
         fields["resume"] = upload_path(resume)
     cfg = config_for(ctx, giraffe_train.Config, preset, **fields)
@@ -146,7 +174,8 @@ def fd(
 ) -> Iterator[dict[Any, Any]]:
     """/giraffe_fid: the FD of the chosen model and of an untrained one of the same shape, with what features were
     used (Inception when the operator's verified weights are there, else the labelled procedural encoder)."""
-    cfg = config_for(ctx, giraffe_fid.Config, "quick", checkpoint=upload_path(upload) or (model or ""),
+    checkpoint = upload_path(upload) or checked_model(ctx, model)
+    cfg = config_for(ctx, giraffe_fid.Config, "quick", checkpoint=checkpoint,
                      n_samples=int(n_samples or 1000))  # fmt: skip
 
     def on_done(done: Done) -> dict[Any, Any]:

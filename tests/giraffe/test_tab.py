@@ -27,3 +27,5 @@ def test_a_corrupt_checkpoint_upload_gets_a_sentence(client, tmp_path):
     with pytest.raises(AppError, match="places up to"):
         client.predict(model="", upload=None, control="rotate", object_index=0, n_objects=8, amount=0.5, frames=3,
                        seed=0, api_name="/giraffe_generate")  # fmt: skip
+    with pytest.raises(AppError, match="Unknown model|not in the list of choices"):
+        client.predict(model="/etc/hostname", upload=None, api_name="/giraffe_fid")
