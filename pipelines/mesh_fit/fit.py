@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from pipelines.core.events import Event, Preview, Progress
+from pipelines.mesh_fit.losses import Topology, edge_loss, laplacian_smoothing, normal_consistency
 from pipelines.mesh_fit.previews import label, render_mesh, render_points
 from pipelines.mesh_fit.targets import PointTarget
 from pipelines.render.procedural import sample_surface
@@ -65,12 +66,14 @@ def fit(
     results: list[FitResult],
 ) -> Iterator[Event]:
     """One fit of an ico-sphere to `loss_points` (device) with cfg's weights; appends a FitResult to `results`."""
-    from pytorch3d.loss import mesh_edge_loss, mesh_laplacian_smoothing, mesh_normal_consistency
+    from pytorch3d.loss import mesh_laplacian_smoothing
     from pytorch3d.utils import ico_sphere
 
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     src = ico_sphere(cfg.ico_level, device=device)
     faces = src.faces_packed()
+    src_verts = src.verts_packed()
+    topo = Topology.of(faces, len(src_verts))  # the connectivity never changes: its losses' indices are made once
     deform = torch.zeros(src.verts_packed().shape, device=device, requires_grad=True)
     optimizer = torch.optim.SGD([deform], lr=cfg.lr, momentum=cfg.momentum)
     weights = {"chamfer": cfg.w_chamfer, "edge": cfg.w_edge, "normal": cfg.w_normal, "laplacian": cfg.w_laplacian}
@@ -88,14 +91,16 @@ def fit(
     last_preview = -math.inf
     target_image = None
     for i in range(cfg.steps):
-        mesh = src.offset_verts(deform)
-        samples, _ = sample_surface(mesh.verts_packed(), faces, cfg.sample_points, generator)
+        verts = src_verts + deform  # (V, 3)
+        samples, _ = sample_surface(verts, faces, cfg.sample_points, generator)
         terms = {
             # PyTorch3D's convention; the k-d tree search makes it several times faster than its CPU knn_points
             "chamfer": point_metrics.chamfer_distance(loss_points, samples)[0],
-            "edge": mesh_edge_loss(mesh),
-            "normal": mesh_normal_consistency(mesh),
-            "laplacian": mesh_laplacian_smoothing(mesh, method=cfg.laplacian),
+            "edge": edge_loss(verts, topo),
+            "normal": normal_consistency(verts, topo),
+            "laplacian": laplacian_smoothing(verts, topo)
+            if cfg.laplacian == "uniform"
+            else mesh_laplacian_smoothing(src.offset_verts(deform), method=cfg.laplacian),
         }
         loss = sum(weights[k] * v for k, v in terms.items())
         optimizer.zero_grad()

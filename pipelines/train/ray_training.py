@@ -292,11 +292,23 @@ def train(
     return TrainResult(losses, history, images, psnr_init, time.perf_counter() - t_train, n_global)
 
 
+def _object_scores(data: MultiviewData, images: torch.Tensor | None) -> dict[str, float]:
+    """Held-out PSNR over the object's pixels and SSIM of the final renders (rank 0; empty elsewhere)."""
+    if images is None or len(images) != len(data.test_idx):
+        return {}
+    target, mask = data.images[data.test_idx], data.silhouettes[data.test_idx]
+    return {
+        "psnr_heldout_object": raymarching.object_psnr(images, target, mask),
+        "ssim_heldout": raymarching.ssim(images, target),
+    }
+
+
 def finish(s: Session, result: TrainResult, metrics: dict[str, float], files: dict[str, Path], info: dict) -> Done:
     """The Done event: the shared metrics (PSNR, timings, throughput) plus the pipeline's own."""
     cfg, t = s.cfg, max(result.train_time_s, 1e-9)
     shared = {
         "psnr_heldout": result.history[-1][1],
+        **_object_scores(s.data, result.images),
         "psnr_heldout_initial": result.psnr_init,
         "loss": result.losses.get("loss", float("nan")),
         "steps": float(cfg.steps),

@@ -176,6 +176,26 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     return 10.0 * math.log10(1.0 / max(mse, 1e-10))
 
 
+def object_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR in dB over the object's pixels only: pred, target (N, H, W, 3), mask (N, H, W) in {0, 1}. A black
+    background that the model gets right inflates whole-image PSNR; this does not count it."""
+    inside = mask > 0.5
+    if not bool(inside.any()):
+        return float("nan")
+    mse = float(((pred.clamp(0, 1) - target) ** 2)[inside].mean())
+    return 10.0 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean structural similarity (Gaussian window 11, sigma 1.5) of images (N, H, W, 3) in [0, 1]."""
+    from torchmetrics.functional import structural_similarity_index_measure
+
+    value = structural_similarity_index_measure(
+        pred.clamp(0, 1).permute(0, 3, 1, 2).float(), target.permute(0, 3, 1, 2).float(), data_range=1.0
+    )
+    return float(value)
+
+
 class Ticker:
     """Says when a pipeline is due to yield (at least every `interval_s`), so Stop acts between steps."""
 
