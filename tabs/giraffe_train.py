@@ -158,7 +158,7 @@ def fd_section(ctx: AppContext, model: gr.Dropdown, upload: gr.File) -> None:
                 stop_button(ctx, "giraffe_fid")
         with gr.Column(scale=2, min_width=320):
             panel = run_panel(preview_label="Generated samples", preview_height=260, curves=False)
-            note = gr.Markdown("")
+            note = gr.Markdown("", label="What the number is")
     gpu_click(button, bind(fd, ctx=ctx, panel=panel, note=note), [model, upload, n_samples], [*panel.outputs, note], "giraffe_fid")  # fmt: skip
 
 
