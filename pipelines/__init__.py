@@ -112,6 +112,15 @@ SYNSIN = Tab(
     },
 )
 
+MESHRCNN = Tab(
+    "meshrcnn",
+    "Mesh R-CNN",
+    {
+        "meshrcnn": "One picture or held-out sample to voxels, cubified and refined meshes, rendered over the image; OBJ/PLY/GLB.",
+        "meshrcnn_train": "Train Mesh R-CNN (voxels, cubify, refinement) on procedural objects: held-out F1, voxel IoU, the ablation ladder.",
+    },
+)
+
 GIRAFFE = Tab(
     "giraffe",
     "GIRAFFE",
@@ -188,6 +197,18 @@ REGISTRY: dict[str, Entry] = {
         "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
         SMPL,
         "smplify",
+    ),
+    "meshrcnn-train": Entry(
+        "pipelines.meshrcnn.train",
+        "Train Mesh R-CNN's ShapeNet-mode VoxMesh on procedural objects; F1, chamfer, voxel IoU and the ablation ladder.",
+        MESHRCNN,
+        "meshrcnn_train",
+    ),
+    "meshrcnn": Entry(
+        "pipelines.meshrcnn.predict",
+        "Mesh R-CNN on one image (shipped, official or uploaded weights): voxels, cubified and refined meshes.",
+        MESHRCNN,
+        "meshrcnn",
     ),
     "giraffe-generate": Entry(
         "pipelines.giraffe.generate",

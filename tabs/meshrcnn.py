@@ -116,10 +116,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
 
 def _examples(image: gr.File, sample: gr.Number) -> None:
+    """Held-out renders as pictures (the upload path), then held-out samples by number; the first carries the
+    elem_id the Start-here card clicks."""
     pictures = sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
+    rows: list[tuple[str, list[list[Any]]]] = [
+        ("Held-out samples (by number)", [[None, k] for k in (0, 1, 2, 3, 5, 8)])
+    ]
     if pictures:
-        gr.Examples([[str(p), 0] for p in pictures], [image, sample], label="Held-out renders (pictures)")
-    gr.Examples([[None, k] for k in (0, 1, 2, 3, 5, 8)], [image, sample], label="Held-out samples (by number)")
+        rows.insert(0, ("Held-out renders (as uploaded pictures)", [[str(p), 0] for p in pictures]))
+    for i, (label, examples) in enumerate(rows):
+        gr.Examples(examples, [image, sample], label=label, elem_id="meshrcnn-examples" if i == 0 else None)
 
 
 @user_errors("Cannot reconstruct this")

@@ -16,7 +16,8 @@ METRIC_KINDS: tuple[tuple[str, str], ...] = (
     (r"_deg$|angle|rotation_error", "error (°)"),
     (r"_mm$", "error (mm)"),
     (r"_px$", "error (px)"),
-    (r"dist$|distance|error$", "error"),
+    (r"dist$|distance", "distance"),
+    (r"error$", "error"),
 )
 """How a curve's name picks its subplot (the first pattern that matches); anything else is a loss."""
 ROW_HEIGHT = 220

@@ -89,14 +89,35 @@ def largest_picture(page, key: str) -> tuple[float, float]:
     )
 
 
-def check_result(page, key: str, artifacts_dir: Path, timeout_ms: int = 120_000) -> str:
-    """Waits for the tab's run to finish (an error toast fails at once); checks the headline card and a big picture;
-    returns the headline."""
+def clear_toasts(page) -> None:
+    """Closes the error messages a previous test left, so they are not taken for this run's."""
+    for button in page.locator(".toast-close").all():
+        if button.is_visible():
+            button.click()
+    page.wait_for_timeout(300)
+
+
+def status_text(page, key: str) -> str:
+    """The text of the tab's first progress bar ("" before any)."""
+    bar = page.locator(f"#tab-{key} .studio-progress").first
+    return bar.inner_text() if bar.count() else ""
+
+
+def check_result(page, key: str, artifacts_dir: Path, before: str = "", timeout_ms: int = 120_000) -> str:
+    """Waits for the tab's run to finish with a status other than `before` (an error toast fails at once); checks
+    the headline card and a big picture; returns the headline."""
     tab = page.locator(f"#tab-{key}")
-    done = tab.locator(".studio-progress[data-state=done]").first
+    page.wait_for_function(
+        """([key, before]) => {
+          const bar = document.querySelector(`#tab-${key} .studio-progress`);
+          const done = bar && bar.dataset.state === "done" && bar.innerText !== before;
+          return done || document.querySelector(".toast-body.error") !== null;
+        }""",
+        arg=[key, before],
+        timeout=timeout_ms,
+    )
     error = page.locator(".toast-body.error").first
-    done.or_(error).wait_for(timeout=timeout_ms)
-    if not done.is_visible():
+    if error.count() and error.is_visible():
         pytest.fail(f"{key}: the run failed: {error.inner_text()}")
     card = tab.locator(".studio-headline").first
     card.wait_for(state="visible", timeout=20_000)
@@ -126,6 +147,7 @@ def test_there_are_start_here_cards():
 @pytest.mark.parametrize("card", CARDS, ids=[card.tab for card in CARDS])
 def test_start_here_card_fills_and_runs_its_tab(tiny_page, artifacts_dir, card):
     page = tiny_page
+    clear_toasts(page)
     open_tab(page, "about")
     page.locator(f"#start-{card.tab}").click()
     page.locator(f"#tab-{card.tab}").wait_for(state="visible", timeout=30_000)
@@ -154,9 +176,11 @@ EXAMPLE_TABS = [key for key, _ in tabs.TABS if key not in {"about", "runs"} | {c
 @pytest.mark.parametrize("key", EXAMPLE_TABS)
 def test_first_example_runs(tiny_page, artifacts_dir, key):
     page = tiny_page
+    clear_toasts(page)
     open_tab(page, key)
     page.locator(f"#{key}-examples .gallery-item, #{key}-examples tbody tr").first.click()
     page.wait_for_timeout(1500)
+    before = status_text(page, key)
     page.locator(f"#{key}-run").click()
     if key == "shading":  # a render, not a recorded run: its card follows the render's info
         page.locator("#tab-shading .studio-headline").first.wait_for(state="visible", timeout=60_000)
@@ -165,7 +189,7 @@ def test_first_example_runs(tiny_page, artifacts_dir, key):
         assert min(width, height) >= MIN_PICTURE_PX, f"the render is {width:.0f}×{height:.0f} px"
         page.screenshot(path=str(artifacts_dir / "result-shading.png"), full_page=True)
         return
-    check_result(page, key, artifacts_dir)
+    check_result(page, key, artifacts_dir, before)
     viewers = {"volume": "#volume-model3d", "mesh_fit": "#mesh-fit-model3d"}
     if key in viewers:
         shot = artifacts_dir / f"{key}-model3d.png"
@@ -203,6 +227,13 @@ def test_tour_every_tab(browser, app_server, artifacts_dir, width):
         )
         if open_json:
             json_open.append(f"{key}: {open_json} raw JSON panel(s) open")
+        idle_stops = pg.evaluate(
+            """(key) => [...document.querySelectorAll(`#tab-${key} .studio-stop`)]
+                .filter((el) => el.offsetParent !== null)
+                .map((el) => getComputedStyle(el).pointerEvents)""",
+            key,
+        )
+        assert all(p == "none" for p in idle_stops), f"{key}: a Stop button takes clicks with no run going"
         pg.screenshot(path=str(artifacts_dir / f"tour-{key}-{width}.png"))
     pg.close()
     assert not json_open, json_open

@@ -1,0 +1,112 @@
+"""Mesh R-CNN benchmark: inference ms per image (the shipped studio model at 64 px, and the official ResNet-50 /
+48^3 layout at 137 px with random weights), training steps/s (voxel warm-up and full steps of the quick preset),
+on the CPU and, when CUDA is present, the GPU; then the quick preset from scratch and its held-out F1@0.3 after its
+time budget.
+
+`python -m bench meshrcnn` (set OMP_NUM_THREADS / the load in mind: the figures are wall time on this machine)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import torch
+
+from pipelines.core.events import Done
+from pipelines.meshrcnn import checkpoint, data, predict, train
+from pipelines.meshrcnn.losses import mesh_losses, total_loss, voxel_loss
+from pipelines.meshrcnn.model import ModelSpec, VoxMesh
+
+REPEATS = 5
+
+
+def _devices() -> list[torch.device]:
+    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def inference_ms(model: VoxMesh, size: int, device: torch.device) -> float:
+    """Median wall ms of image -> voxels -> cubify -> refined mesh for one image (after one warm-up)."""
+    model = model.to(device).eval()
+    sample = data.make_sample(data.HELD_OUT_OFFSET)
+    image, _ = data.render([sample], size, device)
+    times = []
+    with torch.no_grad():
+        for _ in range(REPEATS + 1):
+            _sync(device)
+            t0 = time.perf_counter()
+            model(image)
+            _sync(device)
+            times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def steps_per_s(cfg: train.Config, device: torch.device, voxel_only: bool, n: int = 6) -> float:
+    """Training steps per second of `cfg`'s network and batch on shapes rendered once (after one warm-up step)."""
+    split = _finish(data.build_split(0, cfg.batch_size, image_size=cfg.image_size, voxel_size=cfg.voxel_size,
+                                     n_points=cfg.gt_points, zrange=data.STUDIO_ZRANGE, device=device))  # fmt: skip
+    model = VoxMesh(cfg.spec()).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    images = split.images.to(device).float() / 255
+    times = []
+    for _ in range(n + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        scores, _, stages = model(images, voxel_only=voxel_only)
+        parts = {"voxel": voxel_loss(scores, split.voxels.to(device))}
+        if not voxel_only:
+            parts.update(mesh_losses(stages, split.points.to(device), split.normals.to(device), cfg.pred_points, False))
+        optimizer.zero_grad()
+        total_loss(parts, cfg.weights()).backward()
+        optimizer.step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 1.0 / (sum(times[1:]) / n)
+
+
+def _finish(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def quick_run() -> dict[str, float]:
+    """The quick preset from scratch on the CPU: its held-out F1@0.3 (full and cubify alone), voxel IoU, minutes."""
+    t0 = time.monotonic()
+    done = [e for e in train.run(dataclasses.replace(train.Config.quick(), device="cpu")) if isinstance(e, Done)][0]
+    return {**done.metrics, "wall_min": (time.monotonic() - t0) / 60}
+
+
+def main() -> None:
+    print(f"Mesh R-CNN benchmark · CPU cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    models = []
+    if predict.SHIPPED.is_file():
+        shipped, info = checkpoint.load_model(predict.SHIPPED)
+        models.append((f"studio model ({info['config']['image_size']} px, {shipped.spec.voxel_size}³)", shipped,
+                       int(info["config"]["image_size"])))  # fmt: skip
+    official = VoxMesh(ModelSpec.official())
+    with torch.no_grad():  # random weights voxelise noise (44k vertices); an empty prediction cubifies the central
+        official.voxel_head.predictor.bias.fill_(-10.0)  # V/2 block instead, an object-sized mesh (about 3.5k verts)
+    models.append(("official layout (ResNet-50, 137 px, 48³; random weights, central-block mesh)", official, 137))
+    print("\n| inference, ms per image | CPU | GPU |\n|---|---|---|")
+    for label, model, size in models:
+        cells = [f"{inference_ms(model, size, d):.0f}" for d in _devices()]
+        print(f"| {label} | " + " | ".join(cells + ["not lent"] * (2 - len(cells))) + " |")
+    cfg = train.Config.quick()
+    print("\n| training, steps/s (quick preset, batch 8) | CPU | GPU |\n|---|---|---|")
+    for label, voxel_only in (("voxel warm-up step", True), ("full step (voxels + 3 refinement stages)", False)):
+        cells = [f"{steps_per_s(cfg, d, voxel_only):.2f}" for d in _devices()]
+        print(f"| {label} | " + " | ".join(cells + ["not lent"] * (2 - len(cells))) + " |")
+    m = quick_run()
+    print(f"\nquick preset from scratch (CPU): {m['steps']:.0f} steps, {m['wall_min']:.1f} min wall; held-out "
+          f"F1@0.3 {m['f1@0.3']:.1f}% (cubify alone {m['cubify_f1@0.3']:.1f}%), F1@0.5 {m['f1@0.5']:.1f}%, "
+          f"voxel IoU {m['voxel_iou']:.3f}")  # fmt: skip
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
