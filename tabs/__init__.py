@@ -14,9 +14,10 @@ RUNS = Tab(
     "runs",
     "Runs",
     {
-        "runs_list": "The visitor's runs, filtered by pipeline and status, and the metric names they logged.",
-        "runs_plot": "One metric across the listed runs.",
-        "runs_bundle": "A run as a zip: config.json, metrics.csv and its artifacts.",
+        "runs_list": "The visitor's runs, filtered by pipeline and status: table, metric names, thumbnails.",
+        "runs_plot": "Metrics across the listed runs, each on its own axis; runs labelled by pipeline and time.",
+        "runs_bundle": "One of the visitor's runs as a zip: config.json, metrics.csv and its artifacts.",
+        "runs_open": "Reopen one of the visitor's runs: its pictures, video, mesh and record.",
     },
 )
 
