@@ -66,9 +66,7 @@ def app_server(tmp_path_factory):
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        max_file_size="20mb",
-        allowed_paths=[str(ctx.data_dir), str(ROOT / "assets")],
-        css=app.CSS,
+        **app.launch_options(ctx),
     )
     try:
         yield f"http://127.0.0.1:{port}/", ctx
