@@ -9,7 +9,7 @@ state dict then holds `weight_orig`, `weight_u`, `weight_v`, exactly as the offi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -295,7 +295,3 @@ def refresh_statistics(model: nn.Module, batches: Iterable[tuple]) -> None:
     model.train(was_training)
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
-
-
-def count_parameters(modules: Sequence[nn.Module]) -> int:
-    return sum(p.numel() for m in modules for p in m.parameters())

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -221,7 +220,3 @@ def _write_pictures(out_dir: Path, pictures: dict[str, torch.Tensor]) -> dict[st
     Image.fromarray(to_uint8(strip)).save(out_dir / "strip.png")
     files["strip"] = out_dir / "strip.png"
     return files
-
-
-def as_array(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
