@@ -18,7 +18,7 @@ from pipelines.giraffe import generate as giraffe_generate
 from .context import AppContext
 from .giraffe_train import LESSON, checked_model, fd_section, model_choices, train_section
 from .stream import stream
-from .widgets import LATEX, RunPanel, bind, config_for, gpu_click, run_panel, stop_button, upload_path
+from .widgets import LATEX, RunPanel, bind, config_for, gpu_click, preset_radio, run_panel, stop_button, upload_path
 
 
 @dataclass
@@ -66,7 +66,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             ["", None, "elevation", 0, 2, 0.5, 16, 8],
             ["", None, "appearance", 0, 1, 0.5, 16, 2],
         ],  # fmt: skip
-        inputs=inputs,
+        inputs=inputs[:8],
         label="Examples: a control on the shipped model",
         elem_id="giraffe-examples",
     )
@@ -88,7 +88,8 @@ def _generate_inputs(ctx: AppContext) -> list[Any]:
     with gr.Row():
         frames = gr.Number(16, label="GIF frames", precision=0, minimum=2, maximum=120)
         seed = gr.Number(0, label="Scene seed", precision=0, minimum=0, info="the same seed, the same scene")
-    return [model, upload, control, object_index, n_objects, amount, frames, seed]
+    preset = preset_radio(ctx, "Preset (tiny: 4 samples and a 1-scene measurement; quick/full: 16 and 8)")
+    return [model, upload, control, object_index, n_objects, amount, frames, seed, preset]
 
 
 def _scenes_section() -> None:
@@ -118,6 +119,7 @@ def generate(
     amount: float = 0.5,
     frames: float = 16,
     seed: float = 0,
+    preset: str | None = None,
     request: gr.Request | None = None,
     *,
     ctx: AppContext,
@@ -126,8 +128,9 @@ def generate(
     """/giraffe_generate: samples, the control as a still and a GIF sweep, the background alone, and the
     translation-sweep measurements (centroid error px and R², change outside the object, alpha inside its box)."""
     checkpoint = upload_path(upload) or checked_model(ctx, model)
+    preset = preset or "quick"
     cfg = config_for(
-        ctx, giraffe_generate.Config, "quick", checkpoint=checkpoint, control=control or "move-horizontal",
+        ctx, giraffe_generate.Config, preset, checkpoint=checkpoint, control=control or "move-horizontal",
         object_index=int(object_index or 0), n_objects=int(n_objects or 1), amount=float(amount),
         frames=int(frames or 16), seed=int(seed or 0),
     )  # fmt: skip
@@ -144,4 +147,4 @@ def generate(
             ui.samples: str(done.files["samples"]),
         }
 
-    yield from stream(ctx, ui.panel, "giraffe-generate", cfg, preset="quick", request=request, tab="giraffe", on_done=on_done)  # fmt: skip
+    yield from stream(ctx, ui.panel, "giraffe-generate", cfg, preset=preset, request=request, tab="giraffe", on_done=on_done)  # fmt: skip

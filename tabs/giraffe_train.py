@@ -152,20 +152,22 @@ def fd_section(ctx: AppContext, model: gr.Dropdown, upload: gr.File) -> None:
     gr.Markdown("### Fréchet distance (of the model chosen above)")
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            n_samples = gr.Number(1000, label="Images per set (quick 1k, paper 20k)", precision=0, minimum=2, maximum=50_000)  # fmt: skip
+            preset = preset_radio(ctx, "Preset (tiny 16 images, quick 1k, full 20k as in the paper)")
+            n_samples = gr.Number(0, label="Images per set (0: the preset's)", precision=0, minimum=0, maximum=50_000)
             with gr.Row():
                 button = gr.Button("Compute FD", variant="primary", elem_id="giraffe-fid-run")
                 stop_button(ctx, "giraffe_fid")
         with gr.Column(scale=2, min_width=320):
             panel = run_panel(preview_label="Generated samples", preview_height=260, curves=False)
             note = gr.Markdown("", label="What the number is")
-    gpu_click(button, bind(fd, ctx=ctx, panel=panel, note=note), [model, upload, n_samples], [*panel.outputs, note], "giraffe_fid")  # fmt: skip
+    gpu_click(button, bind(fd, ctx=ctx, panel=panel, note=note), [model, upload, n_samples, preset], [*panel.outputs, note], "giraffe_fid")  # fmt: skip
 
 
 def fd(
     model: str = "",
     upload: Any = None,
-    n_samples: float = 1000,
+    n_samples: float = 0,
+    preset: str | None = None,
     request: gr.Request | None = None,
     *,
     ctx: AppContext,
@@ -175,8 +177,9 @@ def fd(
     """/giraffe_fid: the FD of the chosen model and of an untrained one of the same shape, with what features were
     used (Inception when the operator's verified weights are there, else the labelled procedural encoder)."""
     checkpoint = upload_path(upload) or checked_model(ctx, model)
-    cfg = config_for(ctx, giraffe_fid.Config, "quick", checkpoint=checkpoint,
-                     n_samples=int(n_samples or 1000))  # fmt: skip
+    preset = preset or default_preset(ctx.device)
+    count = int(n_samples) if n_samples else None  # 0 or empty: the preset's
+    cfg = config_for(ctx, giraffe_fid.Config, preset, checkpoint=checkpoint, n_samples=count)
 
     def on_done(done: Done) -> dict[Any, Any]:
         context = "; ".join(f"{k}: {v:g}" for k, v in done.info.get("context", {}).items())
@@ -185,4 +188,4 @@ def fd(
         )
         return {note: text}
 
-    yield from stream(ctx, panel, "giraffe-fid", cfg, preset="quick", request=request, tab="giraffe_fid", on_done=on_done)  # fmt: skip
+    yield from stream(ctx, panel, "giraffe-fid", cfg, preset=preset, request=request, tab="giraffe_fid", on_done=on_done)  # fmt: skip
