@@ -75,6 +75,9 @@ class Config:
     """Optimisation steps (the run also ends at time_budget_s)."""
     voxel_only_steps: int = 500
     """First steps train the voxel branch alone (the official VOXEL_ONLY_ITERS warm-up)."""
+    voxel_only_time: float = 0.0
+    """With a time budget: the warm-up also ends once this fraction of it has passed (0: by steps only), so a loaded
+    machine still leaves time to train the refinement."""
     lr: float = 2e-4
     """Adam learning rate."""
     lr_drop_at: float = 0.8
@@ -123,6 +126,7 @@ class Config:
             batch_size=8,
             steps=2000,
             voxel_only_steps=800,
+            voxel_only_time=0.4,
             lr=1e-3,
             lr_drop_at=0.85,
             time_budget_s=420.0,
@@ -197,7 +201,8 @@ class _State:
     step: int = 0
     trained_s: float = 0.0
     history: dict[str, list[float]] | None = None
-    since_save: float = 0.0
+    warm: bool = True
+    """Still in the voxel-only warm-up."""
 
 
 def _build(cfg: Config, first: int, n: int, what: str, device: torch.device) -> Iterator[Event]:
@@ -231,9 +236,11 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
     last_save = time.monotonic()
     model.train()
     while state.step < cfg.steps and not _out_of_time(cfg, t0):
-        losses = _train_step(cfg, dist, model, optimizer, train, state.step, _progress(cfg, state.step, t0))
+        if state.warm:
+            state.warm = _still_warm(cfg, dist, state.step, t0)
+        losses = _train_step(cfg, dist, model, optimizer, train, state.step, _progress(cfg, state.step, t0), state.warm)
         state.step += 1
-        yield Progress(state.step, cfg.steps, losses, "voxel warm-up" if state.step <= cfg.voxel_only_steps else "")
+        yield Progress(state.step, cfg.steps, losses, "voxel warm-up" if state.warm else "")
         if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
             yield from _monitor(cfg, model, held, state, device)
         if dist.is_main and out_dir is not None and time.monotonic() - last_save > cfg.save_every_s:
@@ -250,9 +257,21 @@ def _out_of_time(cfg: Config, t0: float) -> bool:
     return cfg.time_budget_s > 0 and time.monotonic() - t0 >= cfg.time_budget_s
 
 
+def _still_warm(cfg: Config, dist: ddp.Dist, step: int, t0: float) -> bool:
+    """Whether this step is still voxel-only: by steps, or until `voxel_only_time` of the budget has passed. Rank 0's
+    clock decides for every rank, so all of them leave the warm-up at the same step."""
+    over = step >= cfg.voxel_only_steps or 0 < cfg.voxel_only_time <= _elapsed(cfg, t0)
+    flag = dist.broadcast(torch.tensor([0.0 if over else 1.0], device=dist.device))
+    return bool(flag.item() > 0.5)
+
+
+def _elapsed(cfg: Config, t0: float) -> float:
+    """The fraction of the time budget used (0 without one)."""
+    return (time.monotonic() - t0) / cfg.time_budget_s if cfg.time_budget_s > 0 else 0.0
+
+
 def _progress(cfg: Config, step: int, t0: float) -> float:
-    by_time = (time.monotonic() - t0) / cfg.time_budget_s if cfg.time_budget_s > 0 else 0.0
-    return max(step / cfg.steps, by_time)
+    return max(step / cfg.steps, _elapsed(cfg, t0))
 
 
 def _train_step(
@@ -263,6 +282,7 @@ def _train_step(
     train: data.Split,
     step: int,
     progress: float,
+    voxel_only: bool,
 ) -> dict[str, float]:
     """One optimisation step on this rank's shard of a seeded global batch; returns the losses (local means)."""
     for group in optimizer.param_groups:
@@ -270,7 +290,6 @@ def _train_step(
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     batch = torch.randint(len(train), (cfg.batch_size,), generator=g)
     index = batch[dist.shard(cfg.batch_size)]
-    voxel_only = step < cfg.voxel_only_steps
     images = evaluate.images_of(train, index, dist.device)
     voxel_scores, _, stages = model(images, voxel_only=voxel_only)
     parts = {"voxel": voxel_loss(voxel_scores, train.voxels[index].to(dist.device))}

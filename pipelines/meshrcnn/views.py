@@ -35,7 +35,7 @@ def detection_picture(
     rgb = image.clone().float()
     if mask is not None:
         tint = torch.tensor([1.0, 0.35, 0.2])
-        rgb = torch.where(mask[..., None], 0.55 * rgb + 0.45 * tint, rgb)
+        rgb = torch.where(mask[..., None], 0.75 * rgb + 0.25 * tint, rgb)
     pic = Image.fromarray(to_uint8(rgb)).resize((size, size), Image.Resampling.NEAREST)
     if box is not None:
         k = size / s
