@@ -88,6 +88,12 @@ def sample_groups() -> dict[str, list[str]]:
     return {k: v for k, v in groups.items() if any(Path(p).suffix.lower() in exts for p in v)}
 
 
+def first_samples(names: list[str], count: int = 6) -> list[str]:
+    """The samples worth a first look (textured, then a binary PLY), then the others, at most `count`."""
+    liked = [n for n in ("textured_cube", "textured_sphere", "torus_binary") if n in names]
+    return (liked + [n for n in names if n not in liked])[:count]
+
+
 def pick_sample(sample_name: str | None) -> list[str] | None:
     """The files of a bundled sample, for the upload box."""
     return sample_groups().get(sample_name or "", None)
@@ -208,7 +214,10 @@ def _file_inputs(ctx: AppContext) -> tuple[list[Any], gr.Button]:
     samples = list(sample_groups())
     if samples:
         gr.Examples(
-            [[name] for name in samples[:6]], [sample], label="Examples: a bundled sample", elem_id="inspect-examples"
+            [[name] for name in first_samples(samples)],
+            [sample],
+            label="Examples: a bundled sample",
+            elem_id="inspect-examples",
         )
     return [files, n_points, exports], button
 

@@ -351,6 +351,12 @@ def tracking_section(ctx: AppContext, mesh_files: gr.File) -> None:
     trajectory = gr.Plot(label="Estimated against true trajectory")
     table = gr.Dataframe(label="Per-frame errors", interactive=False, wrap=True)
     video = gr.Video(label="The tracked sequence (MP4)", height=220, interactive=False)
+    gr.Examples(
+        [[name, 4.0] for name in pose_track.PATHS],
+        [path, step_deg],
+        label="Examples: a path and the motion per frame",
+        elem_id="pose_track-examples",
+    )
     preset.change(bind(track_preset_values, ctx=ctx), preset, [frames, steps, sizes], api_name=False)
     gpu_click(
         button,

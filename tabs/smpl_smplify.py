@@ -94,6 +94,12 @@ def _keypoint_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
     with gr.Row():
         fit_button = gr.Button("Fit", variant="primary", elem_id="smplify-run")
         stop_button(ctx, "smplify")
+    gr.Examples(
+        [[0, 2.0, 2], [7, 0.0, 0], [3, 5.0, 4]],
+        [seed, noise, missing],
+        label="Examples: seed, keypoint noise (px), missing joints",
+        elem_id="smplify-examples",
+    )
     gr.Markdown(CAMERA_NOTE)
     source.change(show_source_settings, source, [synthetic_group, upload_group], api_name=False)
     return [source, seed, noise, missing, image, keypoints, preset], fit_button
