@@ -49,8 +49,8 @@ $\tau_j = \prod_{k<j}(1 - \alpha_k)$. A **neural renderer** (nearest upsampling 
 upsampled bilinearly and blurred by [1, 2, 1]) turns it into the picture.
 
 **Training** is a GAN: a DCGAN discriminator, the non-saturating loss $-\log D(G(\mathbf z))$, and R1 on real
-images, $\frac{\gamma}{2}$-style: $\gamma\,\mathbb E\|\nabla_x D(x)\|^2$ with $\gamma = 10$ as in the official
-code; RMSprop (G $5\cdot10^{-4}$, D $10^{-4}$, batch 32). A moving average of the generator ($\beta = 0.999$) renders
+images, $\gamma\,\mathbb E\|\nabla_x D(x)\|^2$ with $\gamma = 10$ (the official code's weighting; the R1 paper
+writes $\gamma/2$); RMSprop (G $5\cdot10^{-4}$, D $10^{-4}$, batch 32). A moving average of the generator ($\beta = 0.999$) renders
 and is evaluated.
 
 **FID** compares Inception features of generated and real images:
