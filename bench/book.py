@@ -27,13 +27,14 @@ import torch
 
 from bench import book_baselines as base
 
-REPEATS = 3
+REPEATS = int(os.environ.get("BOOK_REPEATS", "3"))
 STEPS = 2  # timed steps per repeat (after one warm-up step)
 
 
 def pipeline_step_s(name: str, settings: dict, steps: int = STEPS) -> float:
     """Median seconds between consecutive steps of our pipeline `name` (full preset with `settings`), from the
-    Progress events that carry losses (data building, warm-up and evaluations are left out)."""
+    Progress events that carry losses; data building, evaluations and the first step (warm-up, and the first
+    preview where a pipeline draws one) are left out."""
     from pipelines import get
     from pipelines.core.config import make_preset
     from pipelines.core.events import Progress
@@ -46,10 +47,10 @@ def pipeline_step_s(name: str, settings: dict, steps: int = STEPS) -> float:
         for event in events:
             if isinstance(event, Progress) and event.losses and event.step >= 1 and event.step not in stamps:
                 stamps[event.step] = time.perf_counter()
-                if len(stamps) > steps:
+                if len(stamps) > steps + 1:
                     events.close()
                     break
-    times = sorted(stamps.values())
+    times = sorted(stamps.values())[1:]
     return statistics.median(b - a for a, b in zip(times, times[1:]))
 
 

@@ -76,6 +76,20 @@ def nearest(
     return ((a - matched) ** 2).sum(-1) * valid, idx
 
 
+BRUTE_FORCE_PAIRS = 4_000_000
+"""Up to this many point pairs, one distance matrix finds both directions' neighbours faster than two searches
+(the book's 239-point scan against 5,000 samples is 1.2M pairs)."""
+
+
+def _chamfer_brute_force(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Chamfer distance of two clouds (Pa, 3), (Pb, 3) from one (Pa, Pb) distance matrix for the indices; the
+    distances are then recomputed exactly from the points (differentiable)."""
+    with torch.no_grad():
+        d2 = torch.cdist(a, b)  # (Pa, Pb)
+        ia, ib = d2.argmin(1), d2.argmin(0)
+    return ((a - b[ia]) ** 2).sum(-1).mean() + ((b - a[ib]) ** 2).sum(-1).mean()
+
+
 def chamfer_distance(
     a: torch.Tensor, b: torch.Tensor, lengths_a: torch.Tensor | None = None, lengths_b: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -84,6 +98,8 @@ def chamfer_distance(
     This is PyTorch3D's `chamfer_distance` convention (squared L2, mean over points, summed over directions).
     """
     a, b = _batched(a), _batched(b)
+    if lengths_a is None and lengths_b is None and a.shape[0] == 1 and a.shape[1] * b.shape[1] <= BRUTE_FORCE_PAIRS:
+        return _chamfer_brute_force(a[0], b[0])[None]
     la, lb = _lengths(a, lengths_a), _lengths(b, lengths_b)
     d_ab, _ = nearest(a, b, la, lb)
     d_ba, _ = nearest(b, a, lb, la)
