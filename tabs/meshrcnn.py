@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from pipelines.core.device import default_preset
 from pipelines.core.events import Done, Preview
 from pipelines.meshrcnn import predict
 
@@ -24,6 +25,7 @@ from .widgets import (
     config_for,
     gpu_click,
     model3d,
+    preset_radio,
     refresh_on_select,
     run_panel,
     show_in_viewer,
@@ -94,10 +96,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             checkpoint = upload_box(
                 "Checkpoint file (.pt/.pth; weights = checkpoint file)", CHECKPOINT_TYPES, multiple=False
             )
+            preset = preset_radio(
+                ctx, label="Preset (the held-out metrics: tiny 1k points per mesh, else the protocol's 10k)"
+            )
             button = gr.Button("Reconstruct", variant="primary", elem_id="meshrcnn-run")
         with gr.Column(scale=2, min_width=320):
             panel = run_panel(preview_label="Refined mesh rendered over the image", preview_height=300, curves=False)
-            message = gr.Markdown("")
+            message = gr.Markdown("", label="What the model found")
     with gr.Row():
         detection = gr.Image(label="Detection: box and mask", interactive=False, height=280)
         voxels = gr.Plot(label="Voxel prediction")
@@ -107,7 +112,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     _examples(image, sample)
     ui = PredictUI(panel, message, detection, voxels, gr.State(None), gr.State(None))
     event = gpu_click(
-        button, bind(reconstruct, ctx=ctx, ui=ui), [image, sample, weights, checkpoint], ui.outputs, "meshrcnn"
+        button, bind(reconstruct, ctx=ctx, ui=ui), [image, sample, weights, checkpoint, preset], ui.outputs, "meshrcnn"
     )
     show_in_viewer(event, ui.cubified_state, cubified)
     show_in_viewer(event, ui.refined_state, refined)
@@ -134,6 +139,7 @@ def reconstruct(
     sample: float | None = 0,
     weights: str = "studio",
     checkpoint: Any = None,
+    preset: str | None = None,
     request: gr.Request | None = None,
     *,
     ctx: AppContext,
@@ -147,7 +153,7 @@ def reconstruct(
     cfg = config_for(
         ctx,
         predict.Config,
-        "quick",
+        preset,
         image=Path(picture) if picture else None,
         sample=int(sample or 0),
         weights=weights or "studio",
@@ -165,7 +171,7 @@ def reconstruct(
         ui.panel,
         "meshrcnn",
         cfg,
-        preset="quick",
+        preset=preset or default_preset(ctx.device),
         request=request,
         tab="meshrcnn",
         on_preview=on_preview,
