@@ -85,6 +85,7 @@ class Config(ray_training.RayTrainConfig):
     steps: int = 3000
     chunk_rays: int = 6000
     eval_every: int = 250
+    render_scale: int = 2
     mesh_level: float = 0.2
     """Per-sample opacity 1 - exp(-sigma) at which marching cubes draws the surface."""
 
@@ -109,6 +110,7 @@ class Config(ray_training.RayTrainConfig):
             eval_views=2,
             orbit_frames=24,
             mesh_resolution=64,
+            render_scale=1,
         )
 
     @classmethod
@@ -134,6 +136,7 @@ class Config(ray_training.RayTrainConfig):
             eval_every=40,
             orbit_frames=6,
             mesh_resolution=32,
+            render_scale=1,
         )
 
 

@@ -60,6 +60,8 @@ class RayTrainConfig(DataConfig):
     """Steps between held-out evaluations (PSNR curve and live preview)."""
     orbit_frames: int = 36
     """Frames of the orbit video."""
+    render_scale: int = 1
+    """The orbit video and the novel-view grid render at this multiple of the views' size (the book's NeRF: 2)."""
     novel_grid_cols: int = 0
     """Also lay the orbit's frames out as a picture grid with this many columns (novel_views.png): the book's
     Fig 5.2 is 28 frames in 7 columns, Fig 6.4 15 frames in 5; 0 = no grid."""
@@ -145,12 +147,12 @@ class Session:
     def progress(self) -> Progress:
         return Progress(self.state["step"], self.cfg.steps, {}, self.state["message"])
 
-    def render(self, render_fn: RenderFn, cameras, with_alpha: bool = False):
+    def render(self, render_fn: RenderFn, cameras, with_alpha: bool = False, scale: int = 1):
         """Full images from `cameras` (a generator yielding progress; returns rgb (N, H, W, 3), and alpha
         (N, H, W) too when `with_alpha`)."""
         cfg = self.cfg
         images, alphas = yield from raymarching.render_cameras(
-            render_fn, cameras, self.data.image_size, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth,
+            render_fn, cameras, self.data.image_size * scale, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth,
             self.render_chunker, self.ticker, self.progress, cfg.bound_radius,
         )  # fmt: skip
         return (images, alphas) if with_alpha else images
@@ -173,7 +175,7 @@ class Session:
             return None
         self.state["message"] = "rendering the orbit video"
         cams = raymarching.orbit_cameras(self.cfg.orbit_frames, self.data.elevation, self.data.distance, self.device)
-        frames = yield from self.render(render_fn, cams)
+        frames = yield from self.render(render_fn, cams, scale=max(1, self.cfg.render_scale))
         if self.cfg.novel_grid_cols > 0:
             grid = image_grid([f.cpu() for f in frames], self.cfg.novel_grid_cols, pad=2, fill=1.0)
             self.figures["novel_views"] = save_png(grid, self.out_dir / "novel_views.png")
