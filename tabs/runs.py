@@ -226,8 +226,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         pictures = gr.Gallery(label="The run's pictures", columns=4, height=320, object_fit="contain")
         video = gr.Video(label="The run's video", interactive=False, height=320)
-    with gr.Row():
-        mesh = model3d("The run's mesh", elem_id="runs-mesh", height=360, interactive=False)
+    mesh = model3d("The run's mesh", elem_id="runs-mesh", height=360, interactive=False)
+    with gr.Accordion("The run's record: headline, metrics, config (JSON)", open=False):
         summary = gr.JSON(label="The run: headline, metrics, config")
     bundle = gr.File(label="Run bundle", interactive=False)
     with gr.Row():
