@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from pipelines.core.config import make_preset
 from pipelines.core.device import default_preset
 from pipelines.core.events import Done
+from pipelines.files.image_input import ImageFileError, read_image
 from pipelines.pose import pipeline as pose
 from pipelines.pose import track as pose_track
 from pipelines.pose.settings import LOSSES
@@ -23,6 +25,7 @@ from .plots import cameras_figure
 from .pose_lessons import LESSON
 from .stream import stream
 from .widgets import (
+    IMAGE_TYPES,
     LATEX,
     MESH_WITH_TEXTURE_TYPES,
     RunPanel,
@@ -37,6 +40,7 @@ from .widgets import (
     shown_file,
     stop_button,
     upload_box,
+    upload_path,
     upload_paths,
     user_errors,
 )
@@ -106,23 +110,28 @@ def fit_overrides(
     return changes
 
 
-def save_target(ctx: AppContext, request: gr.Request | None, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
-    """Check an uploaded image and mask early (gr.Error) and save them as PNGs in the session folder."""
-    from PIL import Image
+def save_target(ctx: AppContext, request: gr.Request | None, image: Any, mask: Any) -> tuple[str, str]:
+    """Check an uploaded image and mask early (gr.Error) and copy them into the session folder.
 
-    if image is None or mask is None:
+    Each picture's size is read from its header before anything is decoded (`read_image`), so a truncated file or
+    a 20k×20k header gets a sentence rather than a decoder's error."""
+    image_path, mask_path = upload_path(image), upload_path(mask)
+    if not image_path or not mask_path:
         raise gr.Error("Upload both the target image and its mask (white or opaque = object).")
-    if image.shape[:2] != mask.shape[:2]:
-        raise gr.Error(
-            f"The target image is {image.shape[1]}×{image.shape[0]} pixels but the mask is "
-            f"{mask.shape[1]}×{mask.shape[0]}: they must be the same size."
-        )
+    for path, what in ((image_path, "image"), (mask_path, "mask")):
+        try:
+            read_image(path)
+        except ImageFileError as err:
+            raise gr.Error(f"The target {what}: {err}") from None
     folder = ctx.session_dir(getattr(request, "session_hash", None)) / f"pose-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(folder / "target.png")
-    Image.fromarray(np.asarray(mask, dtype=np.uint8)).save(folder / "mask.png")
-    read_image_and_mask(str(folder / "target.png"), str(folder / "mask.png"))  # a ValueError reaches the user
-    return str(folder / "target.png"), str(folder / "mask.png")
+    saved = []
+    for path, name in ((image_path, "target"), (mask_path, "mask")):
+        dest = folder / f"{name}{Path(path).suffix.lower()}"
+        shutil.copyfile(path, dest)
+        saved.append(str(dest))
+    read_image_and_mask(saved[0], saved[1])  # a ValueError (sizes differ, empty mask) reaches the user
+    return saved[0], saved[1]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -195,14 +204,8 @@ def _target_inputs(defaults: pose.Config) -> list[Any]:
             -180, 180, value=defaults.true_pose[2], step=1, label="Hidden azimuth (°)", info="The book's is 0°"
         )
     with gr.Row(visible=False) as uploads:  # shown for an uploaded target only
-        image = gr.Image(label="Target image", type="numpy", height=200, sources=["upload"])
-        mask = gr.Image(
-            label="Target mask (white/opaque = object)",
-            type="numpy",
-            image_mode="RGBA",
-            height=200,
-            sources=["upload"],
-        )
+        image = upload_box("Target image (PNG or JPEG)", IMAGE_TYPES, multiple=False)
+        mask = upload_box("Target mask, same size (white or opaque = object)", IMAGE_TYPES, multiple=False)
     source.change(lambda s: gr.update(visible=s == "uploaded image"), source, uploads, api_name=False, queue=False)
     return [source, distance, elevation, azimuth, image, mask]
 
@@ -259,8 +262,8 @@ def estimate(
     target_distance: float | None = None,
     target_elevation_deg: float | None = None,
     target_azimuth_deg: float | None = None,
-    target_image: np.ndarray | None = None,
-    target_mask: np.ndarray | None = None,
+    target_image: Any = None,
+    target_mask: Any = None,
     start_offset_deg: float | None = None,
     use_start_pose: bool | None = None,
     start_distance: float | None = None,

@@ -12,12 +12,14 @@ import gradio as gr
 
 from pipelines.core.config import PRESETS
 from pipelines.core.events import Done
+from pipelines.files.image_input import ImageFileError, read_image
 from pipelines.smpl import smplify
 from pipelines.smpl.keypoints import load_upload
 
 from .context import AppContext
 from .stream import stream
 from .widgets import (
+    IMAGE_TYPES,
     RunPanel,
     bind,
     config_for,
@@ -84,7 +86,7 @@ def _keypoint_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
         noise = gr.Slider(0, 10, value=2, step=0.5, label="Keypoint noise (pixels, std)")
         missing = gr.Slider(0, 10, value=2, step=1, label="Missing joints (outside the torso)")
     with gr.Group(visible=False) as upload_group:
-        image = gr.Image(label="Image (optional)", type="filepath", height=220)
+        image = gr.File(label="Image (optional): PNG or JPEG", file_types=list(IMAGE_TYPES), type="filepath")
         keypoints = gr.File(
             label="Keypoints: OpenPose JSON (BODY_25, COCO-18) or 24 SMPL joints",
             file_types=[".json"],
@@ -151,6 +153,11 @@ def upload_settings(image: str | None, keypoints_file: Any) -> dict[str, Any]:
         raise gr.Error("Upload the keypoint JSON (OpenPose format) to fit.", title="Keypoints")
     if Path(kp_path).suffix.lower() != ".json":
         raise gr.Error("Keypoints must be a .json file in OpenPose's format.", title="Keypoints")
+    if img_path:
+        try:
+            read_image(img_path)  # the size comes from the header before anything is decoded
+        except ImageFileError as err:
+            raise gr.Error(str(err), title="Image") from None
     try:
         load_upload(kp_path, img_path)  # cheap: every problem is reported before a run starts
     except ValueError as err:

@@ -147,19 +147,7 @@ def test_smplify_keypoint_uploads(visitor_a, hostile):
         refused_quickly(visitor_a, hostile, name, "/smplify", "keypoints_file", keypoint_source="upload", preset="tiny")
 
 
-PICTURE_BOXES_DECODED_BY_GRADIO = pytest.mark.xfail(
-    strict=True,
-    reason="gr.Image decodes an upload with PIL before the handler runs: a truncated JPEG or a 20k×20k header fails "
-    "inside Gradio with its generic error, not a sentence. Fix (issue 16, who owns the tab): an upload box plus "
-    "pipelines.files.image_input.read_image, as the new tabs do.",
-)
-SMPLIFY_PICTURES = [
-    pytest.param(name, marks=PICTURE_BOXES_DECODED_BY_GRADIO) if name != "truncated.png" else name for name in PICTURES
-]  # a truncated PNG opens lazily: it reaches the handler, which says what is wrong
-POSE_PICTURES = [pytest.param(name, marks=PICTURE_BOXES_DECODED_BY_GRADIO) for name in PICTURES]
-
-
-@pytest.mark.parametrize("name", SMPLIFY_PICTURES)
+@pytest.mark.parametrize("name", PICTURES)
 def test_smplify_pictures(name, visitor_a, hostile):
     keypoints = handle_file(str(hostile["keypoints.json"]))
     refused_quickly(
@@ -167,7 +155,7 @@ def test_smplify_pictures(name, visitor_a, hostile):
     )
 
 
-@pytest.mark.parametrize("name", POSE_PICTURES)
+@pytest.mark.parametrize("name", PICTURES)
 def test_pose_target_pictures(name, visitor_a, hostile):
     picture = handle_file(str(hostile[name]))
     refused(visitor_a, hostile, "/pose", target_source="uploaded image", target_image=picture, target_mask=picture)
