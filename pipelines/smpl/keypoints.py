@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,18 @@ COCO_18_TO_SMPL = {
     7: "left_wrist", 8: "right_hip", 9: "right_knee", 10: "right_ankle", 11: "left_hip", 12: "left_knee",
     13: "left_ankle",
 }  # fmt: skip
-LAYOUTS = {25: ("OpenPose BODY_25", BODY_25_TO_SMPL), 18: ("COCO-18", COCO_18_TO_SMPL), 24: ("SMPL-24", None)}
+# LSP's 14 joints, the order of SMPLify's est_joints (the book's chapter-8 input); the head top stands for the head.
+LSP_14_TO_SMPL = {
+    0: "right_ankle", 1: "right_knee", 2: "right_hip", 3: "left_hip", 4: "left_knee", 5: "left_ankle",
+    6: "right_wrist", 7: "right_elbow", 8: "right_shoulder", 9: "left_shoulder", 10: "left_elbow", 11: "left_wrist",
+    12: "neck", 13: "head",
+}  # fmt: skip
+LAYOUTS = {
+    25: ("OpenPose BODY_25", BODY_25_TO_SMPL),
+    18: ("COCO-18", COCO_18_TO_SMPL),
+    24: ("SMPL-24", None),
+    14: ("LSP-14", LSP_14_TO_SMPL),
+}
 
 
 @dataclass
@@ -81,7 +93,9 @@ def parse_keypoints_json(text: str, name: str = "The keypoint file") -> tuple[np
             )
         k = arr.size // 3
         if k not in LAYOUTS:
-            raise ValueError(f"{name} has {k} joints; expected 25 (OpenPose BODY_25), 18 (COCO-18) or 24 (SMPL order).")
+            raise ValueError(
+                f"{name} has {k} joints; expected 25 (OpenPose BODY_25), 18 (COCO-18), 24 (SMPL order) or 14 (LSP)."
+            )
         rows.append(arr.reshape(k, 3))
     best = int(np.argmax([np.nansum(r[:, 2]) for r in rows]))
     kp = rows[best]
@@ -93,6 +107,33 @@ def parse_keypoints_json(text: str, name: str = "The keypoint file") -> tuple[np
     if not (kp[:, 2] > 0).any():
         raise ValueError(f"{name}: every keypoint has confidence 0, so there is nothing to fit.")
     return kp, LAYOUTS[len(kp)][0], best
+
+
+def read_est_joints(path: Path) -> np.ndarray:
+    """SMPLify's `est_joints` in an `.npz` (read without pickle): LSP-14 joints as (3, 14), (3, 14, N) (the first
+    picture is used) or (14, 3), rows x, y, confidence -> (14, 3)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError):
+        raise ValueError(f"{path.name} is not an .npz file.") from None
+    if unpacked > MAX_JSON_BYTES:
+        raise ValueError(f"{path.name} unpacks to {unpacked / 1e6:.0f} MB; est_joints should take a few KB.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            arr = np.asarray(archive["est_joints" if "est_joints" in names else names[0]], dtype=np.float64)
+    except (ValueError, OSError, IndexError) as err:
+        raise ValueError(f"{path.name} is not an .npz of keypoints that can be read without pickle ({err}).") from None
+    if arr.ndim == 3 and arr.shape[:2] == (3, 14):
+        arr = arr[:, :, 0]
+    if arr.shape == (3, 14):
+        arr = arr.T
+    if arr.shape != (14, 3) or not np.isfinite(arr).all():
+        raise ValueError(f"{path.name}: est_joints must be LSP's 14 joints as (3, 14[, N]) or (14, 3) finite numbers.")
+    if not (arr[:, 2] > 0).any():
+        raise ValueError(f"{path.name}: every joint has confidence 0, so there is nothing to fit.")
+    return arr
 
 
 def to_smpl_joints(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +159,10 @@ def load_upload(keypoints_path: str, image_path: str) -> Keypoints:
         raise ValueError(f"Keypoint file {path.name} was not found.")
     if path.stat().st_size > MAX_JSON_BYTES:
         raise ValueError(f"The keypoint file is larger than {MAX_JSON_BYTES // 1_000_000} MB; it should be a few KB.")
-    kp, layout, _ = parse_keypoints_json(path.read_text(errors="replace"), f"The keypoint file {path.name}")
+    if path.suffix.lower() == ".npz":
+        kp, layout = read_est_joints(path), LAYOUTS[14][0]
+    else:
+        kp, layout, _ = parse_keypoints_json(path.read_text(errors="replace"), f"The keypoint file {path.name}")
     xy, conf = to_smpl_joints(kp)
     if conf.max() <= 0:
         raise ValueError("None of the keypoints maps to a body joint (face points alone cannot be fitted).")

@@ -226,3 +226,17 @@ def test_close_shoulders_run_the_fit_facing_both_ways(tmp_path):
     events = list(smplify.run(cfg))
     assert any("(turned)" in getattr(e, "caption", "") for e in events)
     assert events[-1].metrics["err_2d_px"] < 60
+
+
+def test_lsp14_est_joints_from_an_npz_reach_the_smpl_joints(tmp_path):
+    lsp = np.zeros((3, 14, 2))
+    lsp[0, :, 0] = np.arange(14) * 10.0 + 100  # x of the first picture
+    lsp[1, :, 0] = 200.0
+    lsp[2, :, 0] = 1.0
+    np.savez(tmp_path / "est_joints.npz", est_joints=lsp)
+    kp = keypoints.load_upload(str(tmp_path / "est_joints.npz"), "")
+    assert kp.layout == "LSP-14" and int((kp.conf > 0).sum()) == 14
+    assert kp.xy[smplify_fit.J["left_wrist"], 0] == 210.0 and kp.xy[smplify_fit.J["right_ankle"], 0] == 100.0
+    np.savez(tmp_path / "bad.npz", est_joints=np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="LSP"):
+        keypoints.load_upload(str(tmp_path / "bad.npz"), "")
