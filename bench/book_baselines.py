@@ -106,7 +106,7 @@ class _TutorialField(torch.nn.Module):
 
     def __init__(self, n_harmonic: int = 60, hidden: int = 256) -> None:
         super().__init__()
-        self.embed = HarmonicEmbedding(n_harmonic)
+        self.embed = HarmonicEmbedding(n_harmonic, append_input=False)
         dim = n_harmonic * 2 * 3
         self.mlp = torch.nn.Sequential(
             torch.nn.Linear(dim, hidden), torch.nn.Softplus(beta=10.0), torch.nn.Linear(hidden, hidden),
