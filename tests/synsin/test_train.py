@@ -8,7 +8,7 @@ import dataclasses
 import torch
 
 from pipelines.core import ddp
-from pipelines.synsin import evaluate, rooms, train
+from pipelines.synsin import evaluate, losses, rooms, train
 from pipelines.train.generators import finish
 
 
@@ -50,3 +50,21 @@ def test_gan_terms_are_finite_and_the_discriminator_trains():
     logs = train.train_step(trainer, pairs, None, ddp.Dist())
     assert {"gan_g", "feature_matching", "loss_d"} <= set(logs) and all(torch.isfinite(v) for v in logs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
+
+
+def test_vgg_perceptual_loss_with_operator_weights(tmp_path):
+    assert losses.load_vgg(tmp_path) is None  # no weights: the gradient-pyramid substitute is used
+    torch.manual_seed(4)
+    widths = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+    state, index, c_in = {}, 0, 3
+    for w in widths:  # torchvision's VGG-19 feature layers (random values of the right shapes)
+        if w == "M":
+            index += 1
+            continue
+        state[f"features.{index}.weight"] = torch.randn(w, c_in, 3, 3) * (2.0 / (9 * c_in)) ** 0.5
+        state[f"features.{index}.bias"] = torch.zeros(w)
+        index, c_in = index + 2, w
+    torch.save(state, tmp_path / "vgg19.pth")
+    vgg = losses.load_vgg(tmp_path)
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    assert float(vgg(a, a)) == 0.0 and float(vgg(a, b)) > 0.0
