@@ -129,7 +129,7 @@ def _view_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
 
 def _view_outputs() -> ViewUI:
     panel = run_panel(curves=False, preview_label="Refined view (SynSin)", preview_height=320)
-    notes = gr.Markdown("")
+    notes = gr.Markdown("", label="Notes: clamped poses, picture conversions, checkpoint")
     with gr.Row():
         truth = gr.Image(label="True target view (held-out room only)", type="filepath", interactive=False, height=256)
         depth = gr.Image(label="Predicted depth (bright = near)", type="filepath", interactive=False, height=256)
