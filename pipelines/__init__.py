@@ -186,30 +186,6 @@ REGISTRY: dict[str, Entry] = {
         NERF,
         "nerf",
     ),
-    "smpl": Entry(
-        "pipelines.smpl.pipeline",
-        "Shape and pose the SMPL-layout body (LBS); export the posed mesh, skeleton and skinning heat map.",
-        SMPL,
-        "smpl",
-    ),
-    "smplify": Entry(
-        "pipelines.smpl.smplify",
-        "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
-        SMPL,
-        "smplify",
-    ),
-    "meshrcnn-train": Entry(
-        "pipelines.meshrcnn.train",
-        "Train Mesh R-CNN's ShapeNet-mode VoxMesh on procedural objects; F1, chamfer, voxel IoU and the ablation ladder.",
-        MESHRCNN,
-        "meshrcnn_train",
-    ),
-    "meshrcnn": Entry(
-        "pipelines.meshrcnn.predict",
-        "Mesh R-CNN on one image (shipped, official or uploaded weights): voxels, cubified and refined meshes.",
-        MESHRCNN,
-        "meshrcnn",
-    ),
     "giraffe-generate": Entry(
         "pipelines.giraffe.generate",
         "GIRAFFE: controllable generation with the shipped, an official or an uploaded model, and its measurements.",
@@ -228,6 +204,18 @@ REGISTRY: dict[str, Entry] = {
         GIRAFFE,
         "giraffe_fid",
     ),
+    "smpl": Entry(
+        "pipelines.smpl.pipeline",
+        "Shape and pose the SMPL-layout body (LBS); export the posed mesh, skeleton and skinning heat map.",
+        SMPL,
+        "smpl",
+    ),
+    "smplify": Entry(
+        "pipelines.smpl.smplify",
+        "SMPLify: fit SMPL pose, shape and camera translation to 2D keypoints (synthetic or OpenPose JSON).",
+        SMPL,
+        "smplify",
+    ),
     "synsin": Entry(
         "pipelines.synsin.view",
         "SynSin: novel views of one picture (depth, feature cloud, projected features, refined view, sweep GIF).",
@@ -239,6 +227,18 @@ REGISTRY: dict[str, Entry] = {
         "Train SynSin on procedural rooms (L1 + perceptual + GAN + feature matching) and score it on held-out rooms.",
         SYNSIN,
         "synsin_train",
+    ),
+    "meshrcnn": Entry(
+        "pipelines.meshrcnn.predict",
+        "Mesh R-CNN on one image (shipped, official or uploaded weights): voxels, cubified and refined meshes.",
+        MESHRCNN,
+        "meshrcnn",
+    ),
+    "meshrcnn-train": Entry(
+        "pipelines.meshrcnn.train",
+        "Train Mesh R-CNN's ShapeNet-mode VoxMesh on procedural objects; F1, chamfer, voxel IoU and the ablation ladder.",
+        MESHRCNN,
+        "meshrcnn_train",
     ),
 }
 
