@@ -1,5 +1,6 @@
 """Makes the start-here cards' thumbnails (assets/showcase/*.png, 320 px) with the studio's own renderers: the book's
-cow, teapot and pedestrian stand-ins, the SMPL-layout body, and procedural primitives for the generative tabs.
+cow, teapot and pedestrian stand-ins, the SMPL-layout body, a procedural room (SynSin), and crops of the pictures
+the shipped GIRAFFE and Mesh R-CNN models made (their model cards keep them in assets/).
 
 Run: .venv/bin/python scripts/showcase_thumbnails.py (a few seconds on a CPU; deterministic)."""
 
@@ -21,6 +22,7 @@ from pipelines.shading import lab  # noqa: E402
 from pipelines.shading.meshes import load_mesh  # noqa: E402
 from pipelines.shading.settings import RenderSettings  # noqa: E402
 from pipelines.smpl import pipeline as smpl  # noqa: E402
+from pipelines.synsin import rooms  # noqa: E402
 from tabs.showcase import THUMBNAILS  # noqa: E402
 
 SIZE = 320
@@ -43,6 +45,26 @@ def body() -> np.ndarray:
     return image
 
 
+def crop(path: Path, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A region (left, top, right, bottom) of a picture the shipped models' cards keep in assets/."""
+    with Image.open(path) as picture:
+        region = picture.convert("RGB").crop(box)
+    scale = SIZE / max(region.size)
+    region = region.resize((round(region.width * scale), round(region.height * scale)), Image.Resampling.LANCZOS)
+    square = Image.new("RGB", (SIZE, SIZE), (245, 245, 247))
+    square.paste(region, ((SIZE - region.width) // 2, (SIZE - region.height) // 2))
+    return np.asarray(square)
+
+
+def room() -> np.ndarray:
+    """A held-out procedural room as SynSin's source camera sees it."""
+    gen = rooms.camera_generator(rooms.heldout_seed(3))
+    scene = rooms.make_room(rooms.heldout_seed(3))
+    r, t = rooms.source_cameras(scene, 1, gen)
+    rgb, _ = rooms.render(scene, r, t, SIZE, 60.0)
+    return to_uint8(rgb[0].permute(1, 2, 0))  # (3, S, S) → (S, S, 3)
+
+
 def save(image: np.ndarray, name: str) -> None:
     THUMBNAILS.mkdir(parents=True, exist_ok=True)
     picture = Image.fromarray(image)
@@ -57,9 +79,11 @@ def main() -> None:
     save(render("cow", azim=150.0, elev=45.0, shader="soft-silhouette"), "pose.png")
     save(render("teapot"), "shading.png")
     save(body(), "smpl.png")
-    save(render("cube", azim=30.0), "giraffe.png")
-    save(render("ico-sphere", shader="hard-flat"), "meshrcnn.png")
-    save(render("torus", elev=50.0), "synsin.png")
+    save(crop(ROOT / "assets/giraffe/samples.png", (0, 0, 258, 258)), "giraffe.png")  # 4 samples of the shipped model
+    save(
+        crop(ROOT / "assets/meshrcnn/heldout_preview.png", (0, 260, 388, 518)), "meshrcnn.png"
+    )  # lamp, chair: image, voxels, mesh
+    save(room(), "synsin.png")
     save(render("cow", shader="hard-flat", azim=80.0), "mesh_fit.png")
 
 
