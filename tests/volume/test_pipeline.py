@@ -112,9 +112,9 @@ def test_endpoints_multiview_and_volume(client):
     assert "done" in status and metrics["psnr_heldout"] > metrics["psnr_heldout_initial"]
     assert video and Path(video["video"] if isinstance(video, dict) else video).exists()
     assert len(files) >= 3 and data["views"] == 12
-    with pytest.raises(AppError, match="at least 2 views"):
+    with pytest.raises(AppError, match="at least 2 views|minimum value 2"):  # the box's own bound answers first
         client.predict("blob", [], "tiny", 1, None, 15, 2.7, None, 15, None, None, api_name="/volume")
-    with pytest.raises(AppError, match="Grid size"):
+    with pytest.raises(AppError, match="Grid size|maximum value"):
         client.predict("blob", [], "tiny", None, None, 15, 2.7, 100_000, 15, None, None, api_name="/volume")
 
 
