@@ -7,14 +7,12 @@ The official file is the training script's `Checkpoint` dict, whose weights are 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipelines.core.weights import ArchiveError, check_archive
+from pipelines.core.weights import WeightsFileError, load_weights
 from pipelines.meshrcnn.model import ModelSpec, VoxMesh
 
 FORMAT = "3d-studio-meshrcnn"
@@ -46,27 +44,10 @@ def save(path: Path, model: VoxMesh, extra: dict[str, Any]) -> Path:
 
 def read(path: Path) -> dict[str, Any]:
     """`torch.load(weights_only=True)` of a file, with every way it can fail turned into a CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path.name}.")
-    size_mb = path.stat().st_size / 2**20
-    if size_mb > MAX_CHECKPOINT_MB:
-        raise CheckpointError(f"{path.name} is {size_mb:.0f} MB; checkpoints over {MAX_CHECKPOINT_MB} MB are refused.")
     try:
-        check_archive(path, MAX_CHECKPOINT_MB)  # a zip bomb is refused before torch.load unpacks it
-    except ArchiveError as err:
+        data = load_weights(path, MAX_CHECKPOINT_MB)
+    except WeightsFileError as err:
         raise CheckpointError(str(err)) from None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path.name} holds Python objects other than tensors and plain values (it could run code when "
-            f"loaded), so it was refused without loading: {str(err).splitlines()[0][:200]}"
-        ) from err
-    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt): {err}"
-        ) from err
     if not isinstance(data, dict):
         raise CheckpointError(f"{path.name} holds a {type(data).__name__}, not a checkpoint dictionary.")
     return data

@@ -11,15 +11,13 @@ sentence.
 from __future__ import annotations
 
 import argparse
-import pickle
-import zipfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipelines.core.weights import ArchiveError, check_archive
+from pipelines.core.weights import WeightsFileError, load_weights
 from pipelines.synsin.model import ModelSpec, SynSin
 
 FORMAT = "3d-studio-synsin"
@@ -39,28 +37,10 @@ class CheckpointError(ValueError):
 
 def read(path: str | Path) -> Any:
     """`torch.load` with weights_only (plus argparse.Namespace), every failure as a CheckpointError sentence."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path.name} was not found.")
-    if path.stat().st_size > MAX_CHECKPOINT_MB * 2**20:
-        raise CheckpointError(f"{path.name} is larger than {MAX_CHECKPOINT_MB} MB; it was not read.")
     try:
-        check_archive(path, MAX_CHECKPOINT_MB)  # a zip bomb is refused before torch.load unpacks it
-    except ArchiveError as err:
+        return load_weights(path, MAX_CHECKPOINT_MB, [argparse.Namespace])
+    except WeightsFileError as err:
         raise CheckpointError(str(err)) from None
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        detail = str(err).split("\n")[0][:200]
-        raise CheckpointError(
-            f"{path.name} was refused: it holds Python objects other than tensors and plain values, so loading it "
-            f"could run code. Nothing in it was executed. ({detail})"
-        ) from err
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise CheckpointError(
-            f"{path.name} is not a readable PyTorch checkpoint (damaged, truncated or another kind of file)."
-        ) from err
 
 
 def fold_spectral(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

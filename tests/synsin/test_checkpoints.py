@@ -120,7 +120,7 @@ def test_code_carrying_and_corrupt_files_are_refused(tmp_path):
     target = tmp_path / "touched.txt"
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "payload": _Touch(str(target))}, evil, pickle_protocol=pickle.HIGHEST_PROTOCOL)
-    with pytest.raises(checkpoints.CheckpointError, match="Nothing in it was executed"):
+    with pytest.raises(checkpoints.CheckpointError, match="nothing in it was run"):
         checkpoints.load_generator(evil)
     assert not target.exists()
     broken = tmp_path / "broken.pth"
