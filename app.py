@@ -36,6 +36,8 @@ CSS = """
 .tabitem:not(:has(.studio-progress[data-state=running])) .studio-stop { opacity: 0.45; pointer-events: none; }
 .studio-tile { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px; }
 .studio-thumb img { object-fit: cover; border-radius: 6px; }
+/* results hidden while they show Gradio's empty placeholder (kept in the page: see tabs/viewer.py) */
+.studio-hide-empty:has(> [aria-label="Empty value"]) { display: none !important; }
 """
 
 QUEUE_MAX_SIZE = 32

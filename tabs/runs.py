@@ -18,7 +18,8 @@ from pipelines.core.runs import STATUSES, RunRecord
 
 from .context import AppContext, request_session
 from .headline import headlines_of, numeric
-from .widgets import bind, model3d, refresh_on_select
+from .viewer import HIDE_WHEN_EMPTY
+from .widgets import bind, model3d, refresh_on_select, viewer_file
 
 COLUMNS = ["started", "pipeline", "status", "headline", "preset", "device", "duration_s", "id", "error"]
 ALL = "all"
@@ -188,7 +189,8 @@ def open_run(
     }
     if not files and record.status == "done":
         summary["note"] = "This run's files have expired or were removed; its record and metrics remain."
-    return pictures[:MAX_PICTURES], ctx.publish(video, request), ctx.publish(mesh, request), summary
+    viewer = viewer_file(ctx, request, mesh) if mesh else None  # a GLB turned to the three-quarter view
+    return pictures[:MAX_PICTURES], ctx.publish(video, request), viewer, summary
 
 
 def selected_run_id(event: gr.SelectData, rows: Any) -> str:
@@ -224,12 +226,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         open_btn = gr.Button("Reopen")
         bundle_btn = gr.Button("Download bundle (zip)")
     with gr.Row():
-        pictures = gr.Gallery(label="The run's pictures", columns=4, height=320, object_fit="contain")
-        video = gr.Video(label="The run's video", interactive=False, height=320)
+        pictures = gr.Gallery(
+            label="The run's pictures", columns=4, height=320, object_fit="contain", elem_classes=[HIDE_WHEN_EMPTY]
+        )
+        video = gr.Video(label="The run's video", interactive=False, height=320, elem_classes=[HIDE_WHEN_EMPTY])
     mesh = model3d("The run's mesh", elem_id="runs-mesh", height=360, interactive=False)
     with gr.Accordion("The run's record: headline, metrics, config (JSON)", open=False):
         summary = gr.JSON(label="The run: headline, metrics, config")
-    bundle = gr.File(label="Run bundle", interactive=False)
+    bundle = gr.File(label="Run bundle", interactive=False, elem_classes=[HIDE_WHEN_EMPTY])
     with gr.Row():
         metric = gr.Dropdown(
             [], multiselect=True, allow_custom_value=True, label="Metrics to plot across the listed runs"

@@ -1,5 +1,5 @@
 """The pieces every tab shares: preset radio, upload boxes, preset-following numbers, configs stamped with the app's
-settings, the Model3D viewer and its workaround, user-error mapping, GPU click wiring, and the results panel."""
+settings, user-error mapping, GPU click wiring, the results panel, and (from viewer.py) the Model3D viewer."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import functools
 import html
 import inspect
 import math
-import shutil
 import typing
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,12 @@ from pipelines.core.device import default_preset
 from .context import AppContext
 from .headline import TABLE_HEADERS, card_html, metrics_rows
 
+# The Model3D viewer lives in viewer.py; tabs import it from here with the other shared pieces.
+from .viewer import model3d as model3d
+from .viewer import refresh_on_select as refresh_on_select
+from .viewer import show_in_viewer as show_in_viewer
+from .viewer import viewer_file as viewer_file
+
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 """The delimiters every lesson's gr.Markdown uses: $$ display $$ and $ inline $."""
 
@@ -35,8 +39,6 @@ IMAGE_TYPES = (".png", ".jpg", ".jpeg")
 """Texture and photo uploads."""
 MESH_WITH_TEXTURE_TYPES = MESH_TYPES + IMAGE_TYPES
 """A mesh upload that may carry its texture images beside it."""
-
-VIEWER_BACKGROUND = (0.93, 0.93, 0.95, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -259,69 +261,6 @@ def gpu_then(event: Any, fn: Callable, inputs: Any, outputs: Any, api_name: str)
 # ---------------------------------------------------------------------------------------------------------------
 # Outputs
 # ---------------------------------------------------------------------------------------------------------------
-
-
-THREE_QUARTER = (None, None, None)
-"""The Model3D camera the viewers open with: Gradio's own, which frames the whole object. A three-quarter view
-(azimuth, polar angle, radius) was tried and left unused: in Gradio 6.31 any explicit camera_position leaves the
-canvas blank (checked in Chromium with the torus asset), so a three-quarter view must come from the exported GLB."""
-
-
-def model3d(
-    label: str,
-    elem_id: str,
-    height: int = 400,
-    interactive: bool | None = None,
-    camera_position: tuple[float | None, float | None, float | None] = THREE_QUARTER,
-    visible: bool = True,
-) -> gr.Model3D:
-    """A 3D viewer for a result (GLB/OBJ/PLY), with an explicit height, the studio's background and a camera that
-    frames the whole object (see `THREE_QUARTER`).
-
-    `interactive=False` keeps it a viewer without an upload area or a clear button (refresh_on_select makes it an
-    event's input, which Gradio otherwise takes as a request for an upload box): pass it for every output.
-    Keep output viewers visible (`visible=False` is for viewers another control shows): a Model3D that an update
-    makes visible draws no canvas in Gradio 6.31."""
-    return gr.Model3D(
-        label=label,
-        height=height,
-        clear_color=VIEWER_BACKGROUND,
-        elem_id=elem_id,
-        interactive=interactive,
-        camera_position=camera_position,
-        visible=visible,
-    )
-
-
-def refresh_on_select(tab: gr.Tab, *viewers: gr.Model3D) -> None:
-    """gr.Model3D in a tab that is not the first can render collapsed (gradio issue 7632): re-send on select."""
-    for viewer in viewers:
-        tab.select(lambda value: value, viewer, viewer, api_name=False)
-
-
-def viewer_file(ctx: AppContext, request: gr.Request | None, path: str | Path) -> str:
-    """A copy of `path` in the session's folder, for a 3D viewer (viewer files are kept per session).
-
-    Hand it to the `gr.Model3D` through a `gr.State` and a chained `.then(lambda p: p, state, model)`: when a
-    streaming (generator) event updates a Model3D together with other outputs such as a `gr.File`, Gradio 6.31
-    leaves the viewer empty (no canvas); a plain chained event shows it.
-    """
-    src = Path(path)
-    dest_dir = ctx.session_dir(getattr(request, "session_hash", None)) / "viewer"
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / f"{uuid.uuid4().hex[:8]}-{src.name}"
-    shutil.copyfile(src, dest)
-    return str(dest)
-
-
-def show_in_viewer(event: Any, state: gr.State, viewer: gr.Model3D, keep_when_empty: bool = False) -> Any:
-    """Chains the hand-over of a viewer file from `state` to `viewer` after `event` (see `viewer_file`).
-
-    With `keep_when_empty`, an empty state (a run stopped before its mesh) leaves the viewer showing what it had.
-    The viewer must be visible from the start: a Model3D shown by an update draws no canvas (Gradio 6.31)."""
-    if keep_when_empty:
-        return event.then(lambda path: path or gr.skip(), state, viewer, api_name=False)
-    return event.then(lambda path: path, state, viewer, api_name=False)
 
 
 def shown_file(path: str | Path | None) -> str | None:
