@@ -1,10 +1,11 @@
 """SynSin benchmark: inference ms per view (encode + splat + refine) at 64/128/256 px and training steps/s, on the
 CPU (1 and 2 torch threads, each in a fresh process) and on the GPU when one is present.
 
-Network sizes: the shipped small model (ngf 16, 6-level U-Net, radius 1.5 px, K 8) at 64 px, the same width at
-128 px (7 levels, radius 3 px, K 16), and the official network (ngf 64, 8-level U-Net, radius 4 px, K 128) at
-256 px. PyTorch3D's CPU point rasteriser tests every point at every pixel, so its cost grows with the fourth power
-of the image side: the 256 px official row is measured with one view and one step only.
+Network sizes: the shipped small model (ngf 16, 6-level U-Net, radius 1.5 px, K 8, the studio's RGB skip, trained
+with the photometric and smoothness terms) at 64 px, the same at 128 px (7 levels, radius 3 px, K 16), and the
+official network and losses (ngf 64, 8-level U-Net, radius 4 px, K 128) at 256 px. PyTorch3D's CPU point rasteriser tests every point at every pixel, so its cost grows with the fourth power
+of the image side: the 256 px official row is measured with one view and one step only. `SYNSIN_BENCH_SIZES=64,128`
+limits the sizes measured.
 """
 
 from __future__ import annotations
@@ -24,8 +25,24 @@ from pipelines.synsin.model import ModelSpec, SynSin
 from pipelines.synsin.rooms import PairBatch
 
 CASES = {
-    64: {"image_size": 64, "ngf": 16, "unet_filters": 16, "unet_levels": 6, "radius_px": 1.5, "points_per_pixel": 8},
-    128: {"image_size": 128, "ngf": 16, "unet_filters": 16, "unet_levels": 7, "radius_px": 3.0, "points_per_pixel": 16},
+    64: {
+        "image_size": 64,
+        "ngf": 16,
+        "unet_filters": 16,
+        "unet_levels": 6,
+        "radius_px": 1.5,
+        "points_per_pixel": 8,
+        "rgb_skip": True,
+    },
+    128: {
+        "image_size": 128,
+        "ngf": 16,
+        "unet_filters": 16,
+        "unet_levels": 7,
+        "radius_px": 3.0,
+        "points_per_pixel": 16,
+        "rgb_skip": True,
+    },
     256: {
         "image_size": 256,
         "ngf": 64,
@@ -56,7 +73,8 @@ def measure(size: int, device: str, threads: int) -> dict:
             model(x, r, t)
         _sync(dev)
     infer_ms = (time.perf_counter() - start) / reps * 1000
-    cfg = train.Config(**CASES[size], noise=0.0, batch_size=2, w_gan=0.0, w_feat=0.0, device=device)
+    studio = {"w_photo": 1.0, "w_smooth": 1e-3} if CASES[size].get("rgb_skip") else {}
+    cfg = train.Config(**CASES[size], **studio, noise=0.0, batch_size=2, w_gan=0.0, w_feat=0.0, device=device)
     trainer = train.make_trainer(cfg, ddp.Dist(device=dev))
     pairs = _pairs(size, dev)
     if not heavy:
@@ -101,7 +119,8 @@ def _cell(r: dict, key: str, fmt: str) -> str:
 def main() -> None:
     print(f"SynSin, CPU cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
-    for size in CASES:
+    sizes = [int(v) for v in os.environ.get("SYNSIN_BENCH_SIZES", "").split(",") if v.strip()] or list(CASES)
+    for size in sizes:
         # The official 256 px network takes minutes per training step on a CPU: one thread only.
         for threads in (1,) if size >= 256 else (1, 2):
             rows.append(_child(size, "cpu", threads))
@@ -112,6 +131,7 @@ def main() -> None:
     for r in rows:
         c = CASES[r["size"]]
         net = f"ngf {c['ngf']}, U-Net {c['unet_levels']}, r {c['radius_px']} px, K {c['points_per_pixel']}"
+        net += ", RGB skip + photometric" if c.get("rgb_skip") else ", official"
         if r["device"] == "cuda" and "threads" not in r:
             print(f"| {r['size']} px | {net} | GPU | not lent | not lent |")
             continue

@@ -18,6 +18,11 @@ from pipelines.synsin import geometry
 from pipelines.synsin.networks import DepthUNet, FeatureEncoder, NetSpec, RefineDecoder
 from pipelines.synsin.splat import SplatSettings, splat
 
+RGB_SKIP_CHANNELS = 4
+"""Extra decoder inputs with `rgb_skip`: the splatted RGB (normalised by coverage, [-1, 1]) and the coverage."""
+HOLE_COVERAGE = 0.05
+"""Below this splat coverage a pixel is a hole (the RGB-skip base shows the input's pixel there, as the baselines do)."""
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -36,10 +41,14 @@ class ModelSpec:
     points_per_pixel: int = 128
     tau: float = 1.0
     noise: float = 1.0
+    rgb_skip: bool = False
+    """Studio-only (off in the official layout): splat the input RGB with the features, let the decoder see the
+    coverage-normalised RGB and the coverage, and predict a correction to it (holes start as the input's pixel)."""
 
     @property
     def net(self) -> NetSpec:
-        return NetSpec(self.ngf, self.unet_filters, self.unet_levels, self.feature_dim, self.noise)
+        return NetSpec(self.ngf, self.unet_filters, self.unet_levels, self.feature_dim, self.noise,
+                       RGB_SKIP_CHANNELS if self.rgb_skip else 0)  # fmt: skip
 
     @property
     def splat(self) -> SplatSettings:
@@ -119,9 +128,12 @@ class SynSin(nn.Module):
         return torch.sigmoid(logits) * (self.spec.max_z - self.spec.min_z) + self.spec.min_z
 
     def encode(self, image01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(features (B, C, S*S), depth (B, 1, S, S), points in the source view (B, S*S, 3))."""
+        """(features (B, C, S*S), depth (B, 1, S, S), points in the source view (B, S*S, 3)). With `rgb_skip`
+        the input's RGB in [-1, 1] is appended as the last 3 feature channels (C = feature_dim + 3)."""
         b = image01.shape[0]
         feats = self.encoder(image01 * 2.0 - 1.0).reshape(b, self.spec.feature_dim, -1)
+        if self.spec.rgb_skip:
+            feats = torch.cat([feats, image01.reshape(b, 3, -1) * 2.0 - 1.0], dim=1)
         depth = self.depth(image01)
         return feats, depth, geometry.lift(depth, self.spec.tan_half_fov)
 
@@ -132,8 +144,13 @@ class SynSin(nn.Module):
         moved = geometry.transform(points_view, r_rel, t_rel)
         pts_ndc = geometry.project(moved, self.spec.tan_half_fov)
         projected, coverage = splat(pts_ndc, feats, self.spec.image_size, self.spec.splat)
-        image = self.projector(projected) * 0.5 + 0.5
-        return image, projected, coverage
+        if not self.spec.rgb_skip:
+            return self.projector(projected) * 0.5 + 0.5, projected, coverage
+        s = self.spec.image_size
+        rgb = projected[:, -3:] / coverage.clamp(min=1e-4)
+        base = torch.where(coverage < HOLE_COVERAGE, feats[:, -3:].reshape(-1, 3, s, s), rgb).clamp(-1, 1)
+        correction = self.projector(torch.cat([projected[:, :-3], base, coverage], dim=1))
+        return (base + correction) * 0.5 + 0.5, projected, coverage
 
     def forward(self, image01: torch.Tensor, r_rel: torch.Tensor, t_rel: torch.Tensor) -> Synthesis:
         feats, depth, points = self.encode(image01)

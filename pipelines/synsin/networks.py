@@ -24,13 +24,15 @@ NOISE_SIZE = 20
 class NetSpec:
     """What fixes the generator's shapes: `ngf` (the ResNet width; 64 official), `unet_filters` (32 official),
     `unet_levels` (8 official, for 256 px; log2 of the input size at most), `feature_dim` (64) and `noise`, the
-    scale of the conditional norms' noise (1 official; 0 makes them plain batch norms, same weights)."""
+    scale of the conditional norms' noise (1 official; 0 makes them plain batch norms, same weights);
+    `decoder_extra` extra decoder input channels (0 official; the studio's RGB skip adds 4)."""
 
     ngf: int = 64
     unet_filters: int = 32
     unet_levels: int = 8
     feature_dim: int = 64
     noise: float = 1.0
+    decoder_extra: int = 0
 
 
 def _sn(module: nn.Module, spectral: bool) -> nn.Module:
@@ -159,7 +161,7 @@ class RefineDecoder(nn.Module):
 
     def __init__(self, spec: NetSpec, spectral: bool) -> None:
         super().__init__()
-        w, resample = decoder_plan(spec.ngf, spec.feature_dim)
+        w, resample = decoder_plan(spec.ngf, spec.feature_dim + spec.decoder_extra)
         self.eblocks = nn.Sequential(
             *(ResBlock(w[i], w[i + 1], resample[i], spectral, 200 + 2 * i, spec.noise) for i in range(8))
         )

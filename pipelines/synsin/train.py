@@ -68,6 +68,12 @@ class Config:
     """Alpha exponent τ of the splat falloff (official 1)."""
     noise: float = 1.0
     """Scale of the noise feeding the ResNet blocks' conditional batch norms (official 1; 0 = plain batch norm)."""
+    rgb_skip: bool = False
+    """Studio-only: splat the input RGB with the features and refine it (decoder input + 4 channels); off = the
+    official layout, which official checkpoints need."""
+    depth_init: float = 0.0
+    """Start the depth sigmoid at this depth (scene units) through the last U-Net bias; 0 leaves the default
+    initialisation (the middle of [min_z, max_z])."""
     train_rooms: int = 400
     """Procedural rooms in the training split."""
     pairs_per_room: int = 8
@@ -105,6 +111,11 @@ class Config:
     """Weight of the hinge GAN loss (0 turns the discriminator off)."""
     w_feat: float = 10.0
     """Weight of the discriminator feature-matching loss."""
+    w_photo: float = 0.0
+    """Studio auxiliary: weight of the photometric loss (target warped into the source with the predicted depth;
+    losses.photometric_loss). 0 = the official recipe."""
+    w_smooth: float = 0.0
+    """Studio auxiliary: weight of the edge-aware smoothness of the predicted inverse depth."""
     ndf: int = 64
     """Filters of the discriminator's first layer."""
     eval_every: int = 500
@@ -133,7 +144,8 @@ class Config:
         # CPU budget (assets/synsin/MODEL_CARD.md).
         return cls(image_size=64, ngf=16, unet_filters=16, unet_levels=6, radius_px=1.5, points_per_pixel=8, noise=0.0,
                    train_rooms=60, steps=200, batch_size=4, lr_g=1e-3, lr_d=1e-3, lr_final=0.1, w_perceptual=1.0,
-                   w_gan=0.0, w_feat=0.0, ndf=16, eval_every=50, eval_pairs=16)  # fmt: skip
+                   w_gan=0.0, w_feat=0.0, ndf=16, eval_every=50, eval_pairs=16, rgb_skip=True, depth_init=2.0,
+                   w_photo=1.0, w_smooth=1e-3)  # fmt: skip
 
     @classmethod
     def tiny(cls) -> Config:
@@ -145,7 +157,8 @@ class Config:
     @property
     def spec(self) -> ModelSpec:
         return ModelSpec(self.image_size, self.ngf, self.unet_filters, self.unet_levels, 64, self.min_z, self.max_z,
-                         False, self.fov_deg, self.radius_px, self.points_per_pixel, self.tau, self.noise)  # fmt: skip
+                         False, self.fov_deg, self.radius_px, self.points_per_pixel, self.tau, self.noise,
+                         self.rgb_skip)  # fmt: skip
 
     @property
     def limits(self) -> PoseLimits:
@@ -165,7 +178,7 @@ def check_config(cfg: Config) -> None:
         raise ValueError("steps must be 1-10,000,000 and batch_size 1-256.")
     if min(cfg.lr_g, cfg.lr_d) <= 0 or max(cfg.lr_g, cfg.lr_d) > 1 or not (0 < cfg.lr_final <= 1):
         raise ValueError("Learning rates must be in (0, 1], and lr_final in (0, 1].")
-    if min(cfg.w_l1, cfg.w_perceptual, cfg.w_gan, cfg.w_feat) < 0:
+    if min(cfg.w_l1, cfg.w_perceptual, cfg.w_gan, cfg.w_feat, cfg.w_photo, cfg.w_smooth) < 0:
         raise ValueError("Loss weights cannot be negative.")
     if min(cfg.yaw_deg, cfg.pitch_deg, cfg.right, cfg.up, cfg.forward) < 0 or cfg.yaw_deg > 60 or cfg.pitch_deg > 45:
         raise ValueError("Pose ranges must be >= 0, with yaw up to 60° and pitch up to 45°.")
@@ -173,6 +186,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError("Moves beyond 1 scene unit would leave the rooms' free middle; use at most 1.")
     if cfg.eval_every < 1 or cfg.eval_pairs < 1 or cfg.time_budget_s < 0 or cfg.checkpoint_every_s < 0:
         raise ValueError("eval_every and eval_pairs must be at least 1; time budget and checkpoint period >= 0.")
+    if cfg.depth_init and not (cfg.min_z < cfg.depth_init < cfg.max_z):
+        raise ValueError(f"depth_init {cfg.depth_init:g} must lie strictly between min_z and max_z (or be 0).")
 
 
 def heldout_seeds(cfg: Config) -> list[int]:
@@ -222,6 +237,8 @@ def make_trainer(cfg: Config, dist: ddp.Dist) -> Trainer:
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9)) if disc is not None else None
     trainer = Trainer(cfg, gen, disc, opt_g, opt_d)
+    if cfg.depth_init:
+        init_depth(gen, cfg.depth_init)
     if cfg.resume is not None:
         raw = checkpoints.read(cfg.resume)
         if not isinstance(raw, dict) or raw.get("format") != checkpoints.FORMAT or "optim_g" not in raw:
@@ -241,6 +258,15 @@ def make_trainer(cfg: Config, dist: ddp.Dist) -> Trainer:
     return trainer
 
 
+def init_depth(gen: SynSin, depth: float) -> None:
+    """Set the depth U-Net's last bias so that the sigmoid starts near `depth` (linear-depth models only)."""
+    spec = gen.spec
+    frac = torch.tensor((depth - spec.min_z) / (spec.max_z - spec.min_z))
+    last = getattr(gen.pts_regressor, f"dconv{spec.unet_levels}")
+    with torch.no_grad():
+        last.bias.fill_(float(torch.logit(frac)))
+
+
 def train_step(t: Trainer, batch: rooms.PairBatch, perceptual, dist: ddp.Dist) -> dict[str, torch.Tensor]:
     """One generator step and one discriminator step on this rank's shard; gradients averaged over ranks."""
     cfg = t.cfg
@@ -254,6 +280,15 @@ def train_step(t: Trainer, batch: rooms.PairBatch, perceptual, dist: ddp.Dist) -
     )
     loss_g = cfg.w_l1 * l1 + cfg.w_perceptual * perc
     logs = {"l1": l1.detach(), "perceptual": perc.detach()}
+    if cfg.w_photo > 0:
+        photo = losses.photometric_loss(batch.src, batch.tgt, out.depth, batch.r_rel, batch.t_rel,
+                                        t.gen.spec.tan_half_fov)  # fmt: skip
+        loss_g = loss_g + cfg.w_photo * photo
+        logs["photometric"] = photo.detach()
+    if cfg.w_smooth > 0:
+        smooth = losses.smoothness_loss(out.depth, batch.src)
+        loss_g = loss_g + cfg.w_smooth * smooth
+        logs["smoothness"] = smooth.detach()
     if t.disc is not None:
         pf, pr = _split(t.disc(torch.cat([fake, real])))
         g_gan, feat = losses.hinge_g(pf), losses.feature_matching(pf, pr)
