@@ -118,6 +118,7 @@ MESHRCNN = Tab(
     {
         "meshrcnn": "One picture or held-out sample to voxels, cubified and refined meshes, rendered over the image; OBJ/PLY/GLB.",
         "meshrcnn_train": "Train Mesh R-CNN (voxels, cubify, refinement) on procedural objects: held-out F1, voxel IoU, the ablation ladder.",
+        "meshrcnn_detect_train": "Train the detection mode's Mask R-CNN on procedural floor scenes: losses, held-out box AP50, detector file.",
     },
 )
 
@@ -239,6 +240,12 @@ REGISTRY: dict[str, Entry] = {
         "Train Mesh R-CNN's ShapeNet-mode VoxMesh on procedural objects; F1, chamfer, voxel IoU and the ablation ladder.",
         MESHRCNN,
         "meshrcnn_train",
+    ),
+    "meshrcnn-detect-train": Entry(
+        "pipelines.meshrcnn.detect_train",
+        "Train Mesh R-CNN's detector (torchvision Mask R-CNN, small ResNet + FPN) on procedural floor scenes; box AP50.",
+        MESHRCNN,
+        "meshrcnn_detect_train",
     ),
 }
 

@@ -1,6 +1,7 @@
 """Mesh R-CNN tab: an image in (a held-out sample or an upload) -> voxels -> cubified mesh -> refined mesh, with the
-shipped studio model, an official checkpoint or an uploaded one (/meshrcnn); training from scratch below
-(/meshrcnn_train, in meshrcnn_train.py)."""
+shipped studio model, an official checkpoint or an uploaded one (/meshrcnn); in detection mode a floor scene ->
+Mask R-CNN boxes and masks (or the renderer's true ones, said plainly) -> the same meshes per object; training from
+scratch below (/meshrcnn_train and /meshrcnn_detect_train, in meshrcnn_train.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pipelines.core.events import Done, Preview
 from pipelines.meshrcnn import predict
 
 from .context import AppContext
-from .meshrcnn_train import train_section
+from .meshrcnn_train import detect_train_section, train_section
 from .stream import stream
 from .widgets import (
     LATEX,
@@ -38,6 +39,7 @@ from .widgets import (
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
 CHECKPOINT_TYPES = (".pt", ".pth")
 EXAMPLES_DIR = Path(predict.SHIPPED).parent / "examples"
+MODES = [("ShapeNet mode: one object, plain background", "shapenet"), ("Detection mode: a floor scene", "detection")]
 WEIGHTS = [
     ("studio model (shipped)", "studio"),
     ("official voxmesh_R50 (models dir)", "official"),
@@ -74,13 +76,22 @@ class PredictUI:
     panel: RunPanel
     message: gr.Markdown
     detection: gr.Image
+    objects: gr.Image
     voxels: gr.Plot
     cubified_state: gr.State
     refined_state: gr.State
 
     @property
     def outputs(self) -> list[Any]:
-        return [*self.panel.outputs, self.message, self.detection, self.voxels, self.cubified_state, self.refined_state]
+        return [
+            *self.panel.outputs,
+            self.message,
+            self.detection,
+            self.objects,
+            self.voxels,
+            self.cubified_state,
+            self.refined_state,
+        ]
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -90,8 +101,22 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            image = upload_box("Picture (one object, plain background)", IMAGE_TYPES, multiple=False)
-            sample = gr.Number(0, label="Held-out sample (used when no picture is given)", precision=0, minimum=0)
+            mode = gr.Radio(MODES, value="shapenet", label="Mode")
+            image = upload_box(
+                "Picture (ShapeNet mode: one object on a plain background; detection mode: objects on a floor)",
+                IMAGE_TYPES,
+                multiple=False,
+            )
+            sample = gr.Number(
+                0,
+                label="Held-out sample, or scene in detection mode (used when no picture is given)",
+                precision=0,
+                minimum=0,
+            )
+            true_boxes = gr.Checkbox(
+                False,
+                label="Detection mode: the renderer's true boxes and masks instead of the detector (held-out scenes)",
+            )
             weights = gr.Radio(WEIGHTS, value="studio", label="Weights")
             checkpoint = upload_box(
                 "Checkpoint file (.pt/.pth; weights = checkpoint file)", CHECKPOINT_TYPES, multiple=False
@@ -104,33 +129,47 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             panel = run_panel(preview_label="Refined mesh rendered over the image", preview_height=300, curves=False)
             message = gr.Markdown("", label="What the model found")
     with gr.Row():
-        detection = gr.Image(label="Detection: box and mask", interactive=False, height=280)
-        voxels = gr.Plot(label="Voxel prediction")
+        detection = gr.Image(label="Detection: boxes and masks", interactive=False, height=280)
+        voxels = gr.Plot(label="Voxel prediction (detection mode: the first object)")
+    objects = gr.Image(
+        label="Per object (detection mode): crop | voxels | cubified | refined over the crop",
+        interactive=False,
+        visible=False,
+    )
     with gr.Row():
         cubified = model3d("Cubified voxels", "meshrcnn-cubified", height=320, interactive=False)
-        refined = model3d("Refined mesh", "meshrcnn-refined", height=320, interactive=False)
-    _examples(image, sample)
-    ui = PredictUI(panel, message, detection, voxels, gr.State(None), gr.State(None))
-    event = gpu_click(
-        button, bind(reconstruct, ctx=ctx, ui=ui), [image, sample, weights, checkpoint, preset], ui.outputs, "meshrcnn"
-    )
+        refined = model3d(
+            "Refined mesh (detection mode: every object)", "meshrcnn-refined", height=320, interactive=False
+        )
+    _examples(image, sample, mode)
+    ui = PredictUI(panel, message, detection, objects, voxels, gr.State(None), gr.State(None))
+    inputs = [image, sample, weights, checkpoint, preset, mode, true_boxes]
+    event = gpu_click(button, bind(reconstruct, ctx=ctx, ui=ui), inputs, ui.outputs, "meshrcnn")
     show_in_viewer(event, ui.cubified_state, cubified)
     show_in_viewer(event, ui.refined_state, refined)
     refresh_on_select(tab, cubified, refined)
     train_section(ctx)
+    detect_train_section(ctx)
 
 
-def _examples(image: gr.File, sample: gr.Number) -> None:
-    """Held-out renders as pictures (the upload path), then held-out samples by number; the first carries the
-    elem_id the Start-here card clicks."""
+def _examples(image: gr.File, sample: gr.Number, mode: gr.Radio) -> None:
+    """Held-out renders as pictures (the upload path), then held-out samples and scenes by number; the first carries
+    the elem_id the Start-here card clicks."""
     pictures = sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
+    shapenet = [str(p) for p in pictures if not p.name.startswith("scene")]
+    scene_pictures = [str(p) for p in pictures if p.name.startswith("scene")]
     rows: list[tuple[str, list[list[Any]]]] = [
-        ("Held-out samples (by number)", [[None, k] for k in (0, 1, 2, 3, 5, 8)])
+        ("Held-out samples (by number)", [[None, k, "shapenet"] for k in (0, 1, 2, 3, 5, 8)]),
+        ("Detection mode: held-out scenes (by number)", [[None, k, "detection"] for k in (0, 4, 5, 7)]),
     ]
-    if pictures:
-        rows.insert(0, ("Held-out renders (as uploaded pictures)", [[str(p), 0] for p in pictures]))
+    if scene_pictures:
+        rows.append(
+            ("Detection mode: held-out scenes (as uploaded pictures)", [[p, 0, "detection"] for p in scene_pictures])
+        )
+    if shapenet:
+        rows.insert(0, ("Held-out renders (as uploaded pictures)", [[p, 0, "shapenet"] for p in shapenet]))
     for i, (label, examples) in enumerate(rows):
-        gr.Examples(examples, [image, sample], label=label, elem_id="meshrcnn-examples" if i == 0 else None)
+        gr.Examples(examples, [image, sample, mode], label=label, elem_id="meshrcnn-examples" if i == 0 else None)
 
 
 @user_errors("Cannot reconstruct this")
@@ -140,12 +179,15 @@ def reconstruct(
     weights: str = "studio",
     checkpoint: Any = None,
     preset: str | None = None,
+    mode: str = "shapenet",
+    true_boxes: bool = False,
     request: gr.Request | None = None,
     *,
     ctx: AppContext,
     ui: PredictUI,
 ) -> Iterator[dict[Any, Any]]:
-    """/meshrcnn: one picture (or held-out sample) to voxels, cubified and refined meshes, rendered over the image."""
+    """/meshrcnn: one picture (or held-out sample) to voxels, cubified and refined meshes, rendered over the image;
+    in detection mode a floor scene (picture or held-out scene) to boxes, masks and a mesh per object."""
     picture = upload_path(image)
     file = upload_path(checkpoint)
     if weights == "file" and not file:
@@ -158,6 +200,8 @@ def reconstruct(
         sample=int(sample or 0),
         weights=weights or "studio",
         checkpoint=Path(file) if file else None,
+        mode=mode or "shapenet",
+        true_boxes=bool(true_boxes),
     )
 
     def on_preview(event: Preview) -> dict[Any, Any]:
@@ -182,13 +226,24 @@ def reconstruct(
 def _shown(done: Done, ctx: AppContext, request: gr.Request | None, ui: PredictUI) -> dict[Any, Any]:
     info = done.info
     if "message" in info:  # no object
-        return {ui.message: f"**{info['message']}**", ui.cubified_state: None, ui.refined_state: None}
+        return {
+            ui.message: f"**{info['message']}**",
+            ui.objects: gr.update(value=None, visible=False),
+            ui.cubified_state: None,
+            ui.refined_state: None,
+        }
     notes = " ".join(info.get("notes", []))
-    text = f"Weights: {info.get('weights')} ({info.get('kind')}). {info.get('detection', '')} {notes}".strip()
+    detection = info.get("detection", "")
+    if info.get("true_boxes"):  # said plainly: no detector ran
+        detection = f"**{detection}**"
+    text = f"Weights: {info.get('weights', '')} ({info.get('kind', '')}). {detection} {notes}".strip()
     files = done.files
     return {
         ui.message: text,
         ui.detection: str(files["detection"]) if "detection" in files else None,
+        ui.objects: gr.update(value=str(files["objects"]), visible=True)
+        if "objects" in files
+        else gr.update(value=None, visible=False),
         ui.voxels: info.get("figures", {}).get("voxels"),
         ui.cubified_state: viewer_file(ctx, request, files["cubified_glb"]) if "cubified_glb" in files else None,
         ui.refined_state: viewer_file(ctx, request, files["refined_glb"]) if "refined_glb" in files else None,

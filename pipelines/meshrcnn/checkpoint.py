@@ -28,13 +28,12 @@ class CheckpointError(ValueError):
 
 def save(path: Path, model: VoxMesh, extra: dict[str, Any]) -> Path:
     """Write the model (state dict + spec) and `extra` plain values (config, step, history, optimiser state)."""
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "spec": model.spec.to_plain(),
-        "model": model.state_dict(),
-        **extra,
-    }
+    payload = {"format": FORMAT, "version": VERSION, "spec": model.spec.to_plain(), "model": model.state_dict()}
+    return write(path, {**payload, **extra})
+
+
+def write(path: Path, payload: dict[str, Any]) -> Path:
+    """`torch.save` of a plain dict through a temporary file, so a reader never sees half a checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -73,7 +72,7 @@ def official_state_dict(data: dict[str, Any]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_strict(model: VoxMesh, state: dict[str, torch.Tensor], name: str) -> None:
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
     """`load_state_dict(strict=True)` with the differences said in one sentence instead of a traceback."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

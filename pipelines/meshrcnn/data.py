@@ -17,7 +17,6 @@ from pytorch3d.renderer import (
     BlendParams,
     DirectionalLights,
     HardPhongShader,
-    MeshRasterizer,
     RasterizationSettings,
     TexturesVertex,
 )
@@ -25,6 +24,7 @@ from pytorch3d.structures import Meshes
 
 from pipelines.meshrcnn import frame
 from pipelines.meshrcnn.objects import CATEGORIES, Part, inside, make_object, object_mesh, surface_points
+from pipelines.render.tiled_raster import TiledMeshRasterizer
 
 DISTANCE = 1.4
 """Camera distance to the object's centre (the object fits a sphere of radius 0.5)."""
@@ -107,7 +107,27 @@ def make_sample(shape_id: int, k: int = 0, categories: tuple[str, ...] = CATEGOR
 def render(samples: list[Sample], image_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, S, S, 3) float in [0, 1] and masks (N, S, S) bool of `samples`, rendered with PyTorch3D."""
     meshes = [s.mesh() for s in samples]
-    n = len(samples)
+    images, pix_to_face = shade(
+        [(m[0], m[1], m[2]) for m in meshes],
+        [s.view.light for s in samples],
+        [s.view.background for s in samples],
+        image_size,
+        device,
+    )
+    return images, pix_to_face >= 0
+
+
+def shade(
+    meshes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    lights: list[tuple[float, float, float]],
+    backgrounds: list[float],
+    image_size: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera-frame meshes (verts (V, 3), faces (F, 3), colours (V, 3)) seen by `frame`'s camera, one light direction
+    and background grey each: images (N, S, S, 3) in [0, 1] and the nearest face per pixel (N, S, S), -1 where none
+    (face indices packed over the batch, as PyTorch3D numbers them)."""
+    n = len(meshes)
     mesh = Meshes(
         [m[0].to(device) for m in meshes],
         [m[1].to(device) for m in meshes],
@@ -115,21 +135,21 @@ def render(samples: list[Sample], image_size: int, device: torch.device) -> tupl
     )
     cameras = frame.p3d_camera(n, device)
     # Lights are given in world (= camera) frame; PyTorch3D shades in world space, so the frame's +Z faces us.
-    lights = DirectionalLights(
-        direction=torch.tensor([s.view.light for s in samples], device=device),
+    lights_ = DirectionalLights(
+        direction=torch.tensor(lights, device=device),
         ambient_color=((0.45, 0.45, 0.45),),
         diffuse_color=((0.6, 0.6, 0.6),),
         specular_color=((0.1, 0.1, 0.1),),
         device=device,
     )
-    raster = MeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(image_size=image_size))
+    raster = TiledMeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(image_size=image_size))
     fragments = raster(mesh)
-    shader = HardPhongShader(device=device, cameras=cameras, lights=lights, blend_params=BlendParams())
+    shader = HardPhongShader(device=device, cameras=cameras, lights=lights_, blend_params=BlendParams())
     rgb = shader(fragments, mesh)[..., :3]  # (N, S, S, 3)
-    masks = fragments.pix_to_face[..., 0] >= 0  # (N, S, S)
-    background = torch.tensor([s.view.background for s in samples], device=device).view(n, 1, 1, 1)
-    images = torch.where(masks[..., None], rgb, background.expand_as(rgb))
-    return images.clamp(0, 1), masks
+    pix_to_face = fragments.pix_to_face[..., 0]  # (N, S, S)
+    background = torch.tensor(backgrounds, device=device).view(n, 1, 1, 1)
+    images = torch.where((pix_to_face >= 0)[..., None], rgb, background.expand_as(rgb))
+    return images.clamp(0, 1), pix_to_face
 
 
 @dataclass

@@ -9,7 +9,6 @@ from pytorch3d.renderer import (
     BlendParams,
     DirectionalLights,
     HardPhongShader,
-    MeshRasterizer,
     RasterizationSettings,
     TexturesVertex,
 )
@@ -19,6 +18,7 @@ from torch.nn import functional as F
 from pipelines.core.events import to_uint8
 from pipelines.meshrcnn import frame
 from pipelines.render.images import image_grid
+from pipelines.render.tiled_raster import TiledMeshRasterizer
 
 MESH_COLOR = (0.62, 0.74, 0.93)
 
@@ -33,7 +33,7 @@ def render_meshes(
     mesh = Meshes(meshes.verts_list(), meshes.faces_list(), textures=TexturesVertex(feats))
     cameras = frame.p3d_camera(n, device)
     lights = DirectionalLights(direction=((0.3, 0.6, 0.75),), ambient_color=((0.4,) * 3,), device=device)
-    raster = MeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(image_size=size))
+    raster = TiledMeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(image_size=size))
     fragments = raster(mesh)
     shader = HardPhongShader(
         device=device, cameras=cameras, lights=lights, blend_params=BlendParams(background_color=(1.0, 1.0, 1.0))

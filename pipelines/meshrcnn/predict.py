@@ -1,8 +1,10 @@
 """Mesh R-CNN on one image: the shipped studio model (or an official / uploaded checkpoint) turns a held-out sample
 or an uploaded picture into voxels, a cubified mesh and a refined mesh, rendered back over the image.
 
-ShapeNet mode takes one object per image; the "detection" shown is the renderer's true box and mask for a held-out
-sample, and the box of the pixels that differ from the border colour for an upload (no Mask R-CNN runs here).
+ShapeNet mode takes one object per image; the box shown is the renderer's true box and mask for a held-out sample,
+and the box of the pixels that differ from the border colour for an upload (no detector runs in this mode).
+Detection mode (`scene_mode`) takes a floor scene with several objects: Mask R-CNN's boxes and masks (or the
+renderer's true ones, said plainly), then the same network per box.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pipelines.core.events import Done, Event, Preview, Progress, to_uint8
 from pipelines.core.headline import Headline
 from pipelines.core.paths import ASSETS_DIR
 from pipelines.files.image_input import read_image, square_resize
-from pipelines.meshrcnn import checkpoint, data, evaluate, pictures
+from pipelines.meshrcnn import checkpoint, data, evaluate, pictures, scene_mode
 from pipelines.meshrcnn.model import VoxMesh
 from pipelines.meshrcnn.views import detection_picture, foreground_box, voxel_figure
 
@@ -42,6 +44,8 @@ HEADLINE = (
     Headline("f1@0.3", "F1@0.3 (refined)", "%", start_key="cubify_f1@0.3"),
     Headline("voxel_iou", "Voxel IoU"),
     Headline("seconds", "Inference", "s"),
+    Headline("objects", "Objects"),
+    Headline("true_found", "True objects found"),
 )
 
 
@@ -54,12 +58,22 @@ def health_notes(models_dir: Path | None) -> dict[str, str]:
     return {"meshrcnn_weights": shipped}
 
 
+MODES = ("shapenet", "detection")
+
+
 @dataclass(frozen=True)
 class Config:
+    mode: str = "shapenet"
+    """shapenet (one object in front of a plain background) or detection (a floor scene with several objects: boxes
+    and masks, then voxels and meshes per object)."""
     image: Path | None = None
-    """A picture to reconstruct (one object, plain background); none: the held-out sample `sample`."""
+    """A picture to reconstruct; none: the held-out sample (or, in detection mode, held-out scene) `sample`."""
     sample: int = 0
-    """Held-out sample number (shapes never seen in training), used when no picture is given."""
+    """Held-out sample number (shapes never seen in training), or held-out scene number in detection mode."""
+    true_boxes: bool = False
+    """Detection mode: use the renderer's true boxes and masks (held-out scenes only) instead of the detector."""
+    detector: Path | None = None
+    """Detection mode: a detector checkpoint (meshrcnn-detect-train's file); none: the shipped one."""
     weights: str = "studio"
     """studio (the shipped model), official (voxmesh_R50.pth from the models dir), or file (the `checkpoint`)."""
     checkpoint: Path | None = None
@@ -138,6 +152,17 @@ def run(cfg: Config) -> Iterator[Event]:
     device = resolve_device(cfg.device)
     yield Progress(0, 3, {}, "loading the model")
     model, info, size = load(cfg, device)
+    if cfg.mode == "detection":
+        if info["kind"] != "studio":
+            raise ValueError("Detection mode places meshes with the studio model's camera; choose a studio checkpoint.")
+        req = scene_mode.SceneRequest(cfg.image, cfg.sample, cfg.true_boxes, cfg.detector, cfg.out_dir)
+        for event in scene_mode.run(model, size, req, device):
+            if isinstance(event, Done):
+                event.info.update(weights=info["file"], kind=info["kind"])
+            yield event
+        return
+    if cfg.mode != "shapenet":
+        raise ValueError(f"Unknown mode {cfg.mode!r}: choose one of {', '.join(MODES)}.")
     yield Progress(1, 3, {}, "reading the image")
     image, known = _input(cfg, size, device)
     yield Progress(2, 3, {}, "predicting voxels and meshes")

@@ -77,3 +77,31 @@ def voxel_figure(occupied: torch.Tensor, zrange: tuple[float, float] | None = No
         height=360,
     )
     return fig
+
+
+INSTANCE_COLORS = ((230, 60, 50), (40, 160, 230), (250, 190, 30), (60, 190, 90), (170, 90, 220), (240, 120, 200))
+
+
+def scene_picture(
+    image: torch.Tensor,
+    boxes: torch.Tensor,
+    masks: torch.Tensor,
+    captions: list[str],
+    size: int,
+) -> np.ndarray:
+    """uint8 (size, size, 3): the scene `image` (S, S, 3) with each object's mask (K, S, S) tinted in its own colour,
+    its box (K, 4) (x0, y0, x1, y1 pixels, x1 and y1 one past the last pixel) drawn and its caption written."""
+    s = image.shape[0]
+    rgb = image.clone().float()
+    for k in range(len(boxes)):
+        tint = torch.tensor(INSTANCE_COLORS[k % len(INSTANCE_COLORS)]) / 255.0
+        rgb = torch.where(masks[k][..., None], 0.55 * rgb + 0.45 * tint, rgb)
+    pic = Image.fromarray(to_uint8(rgb)).resize((size, size), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(pic)
+    scale = size / s
+    for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        color = INSTANCE_COLORS[k % len(INSTANCE_COLORS)]
+        draw.rectangle([x0 * scale, y0 * scale, x1 * scale - 1, y1 * scale - 1], outline=color, width=2)
+        if k < len(captions):
+            draw.text((x0 * scale + 3, max(0.0, y0 * scale - 12)), captions[k], fill=color)
+    return np.asarray(pic)
