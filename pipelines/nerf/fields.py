@@ -61,11 +61,27 @@ class HarmonicMLPField(torch.nn.Module):
     def forward(self, points: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """points (..., P, 3), directions (..., 3) -> sigma (..., P, 1), rgb (..., P, 3)."""
         features = self.mlp(self.embedding(points))  # (..., P, hidden)
-        sigma = self.density_layer(features)
-        dirs = self.embedding(F.normalize(directions, dim=-1))[..., None, :]  # (..., 1, dim)
-        dirs = dirs.expand(*features.shape[:-1], dirs.shape[-1])
-        rgb = self.color_layer(torch.cat([features, dirs], -1))
-        return sigma, rgb
+        return self.density_layer(features), self._color(features, self.direction_term(directions)[..., None, :])
+
+    def forward_packed(
+        self, points: torch.Tensor, directions: torch.Tensor, ray: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples of several rays, packed: points (N, 3), the rays' directions (M, 3) and each point's ray (N,)
+        -> sigma (N, 1), rgb (N, 3); the same values as `forward`, with each ray's direction term computed once."""
+        features = self.mlp(self.embedding(points))  # (N, hidden)
+        return self.density_layer(features), self._color(features, self.direction_term(directions)[ray])
+
+    def direction_term(self, directions: torch.Tensor) -> torch.Tensor:
+        """(..., 3) -> (..., hidden): the colour layer's first Linear on the embedded direction, with its bias.
+        The layer sees cat([features, embedded direction]), so it is W_f @ features + (W_d @ direction + b): the
+        second part depends on the ray only and is computed once per ray, not once per sample (same result)."""
+        layer, width = self.color_layer[0], self.mlp[2].out_features
+        embedded = self.embedding(F.normalize(directions, dim=-1))
+        return F.linear(embedded, layer.weight[:, width:], layer.bias)
+
+    def _color(self, features: torch.Tensor, direction_term: torch.Tensor) -> torch.Tensor:
+        layer, width = self.color_layer[0], features.shape[-1]
+        return self.color_layer[1:](F.linear(features, layer.weight[:, :width]) + direction_term)
 
 
 class GridField(torch.nn.Module):

@@ -82,6 +82,11 @@ class Config(ray_training.RayTrainConfig):
     """Held-out views rendered at intermediate evaluations (0 = all); the final evaluation uses all."""
     mesh_resolution: int = 96
     """Marching-cubes grid per side over the bound (or the unit sphere's box)."""
+    bound_radius: float = 1.05
+    """The network is evaluated only at the samples (the same 128 depths per ray) inside this sphere around the
+    object, which fills the unit sphere; density is zero outside. A bound, not the tutorial's unbounded sampling
+    (whose renders of this object it matches): 0 evaluates whole rays."""
+    monte_carlo_rays: bool = True
     steps: int = 3000
     chunk_rays: int = 6000
     eval_every: int = 250
@@ -101,6 +106,7 @@ class Config(ray_training.RayTrainConfig):
             min_depth=1.6,
             max_depth=3.8,
             bound_radius=1.05,
+            monte_carlo_rays=False,
             rays_per_image=512,
             batch_cameras=6,
             steps=100,
@@ -131,6 +137,7 @@ class Config(ray_training.RayTrainConfig):
             min_depth=1.6,
             max_depth=3.8,
             bound_radius=1.05,
+            monte_carlo_rays=False,
             rays_per_image=256,
             batch_cameras=4,
             steps=80,
@@ -227,10 +234,13 @@ class FieldFunction:
         shape = points.shape[:-1]  # (1, M, K)
         flat = points.reshape(-1, 3)
         idx = (flat.square().sum(-1) <= self.bound_radius**2).nonzero()[:, 0]  # (N,)
-        dirs = ray_bundle.directions.reshape(-1, 3)[idx // shape[-1]]  # each sample's ray (no (M*K, 3) copy)
-        sigma, rgb = self.field(flat[idx][:, None], dirs)  # each point a one-sample ray: (N, 1, 1), (N, 1, 3)
-        alpha = torch.zeros(len(flat), 1, device=flat.device).index_copy(0, idx, 1.0 - torch.exp(-sigma[:, 0]))
-        colors = torch.zeros(len(flat), 3, device=flat.device).index_copy(0, idx, rgb[:, 0])
+        ray = idx // shape[-1]  # each sample's ray
+        if isinstance(self.field, fields.HarmonicMLPField):  # the direction term once per ray
+            sigma, rgb = self.field.forward_packed(flat[idx], ray_bundle.directions.reshape(-1, 3), ray)
+        else:  # each point a one-sample ray: (N, 1, 1), (N, 1, 3)
+            sigma, rgb = (t[:, 0] for t in self.field(flat[idx][:, None], ray_bundle.directions.reshape(-1, 3)[ray]))
+        alpha = torch.zeros(len(flat), 1, device=flat.device).index_copy(0, idx, 1.0 - torch.exp(-sigma))
+        colors = torch.zeros(len(flat), 3, device=flat.device).index_copy(0, idx, rgb)
         return alpha.reshape(*shape, 1), colors.reshape(*shape, 3)
 
 
@@ -263,7 +273,7 @@ class _FieldTrainer:
         return self.field.parameters()
 
     def train_renderer(self):
-        return lambda bundle: self.renderer(cameras=None, volumetric_function=self.function, rays=bundle)[0]
+        return lambda bundle, *_: self.renderer(cameras=None, volumetric_function=self.function, rays=bundle)[0]
 
     def finish_step(self) -> None:
         pass

@@ -27,15 +27,24 @@ def overlay(mask: torch.Tensor, alpha: torch.Tensor) -> np.ndarray:
     return to_uint8(rgb)
 
 
-def panel(target: Target, size: int, alpha: torch.Tensor, rgb: torch.Tensor | None, tile: int = 160) -> np.ndarray:
-    """[target | current render | overlay], each `tile` px: the live preview and a video frame. uint8 (tile, 3·tile, 3)."""
+def panel(
+    target: Target,
+    size: int,
+    alpha: torch.Tensor,
+    rgb: torch.Tensor | None,
+    tile: int = 160,
+    hard: torch.Tensor | None = None,
+) -> np.ndarray:
+    """[target | current render | overlay], each `tile` px: the live preview and a video frame; with `hard`
+    (S, S, 3) the camera's hard Phong render goes beside the soft one, as in the book's per-iteration pictures.
+    uint8 (tile, 3·tile or 4·tile, 3)."""
     mask = target.masks[size]
     if rgb is not None and size in target.rgbs:
         left, middle = to_uint8(target.rgbs[size]), to_uint8(rgb)
     else:
         left, middle = to_uint8(mask), to_uint8(alpha)
-    tiles = [_resize(t, tile) for t in (left, middle, overlay(mask, alpha))]
-    return np.concatenate(tiles, axis=1)
+    shown = [left, middle] + ([] if hard is None else [to_uint8(hard)]) + [overlay(mask, alpha)]
+    return np.concatenate([_resize(t, tile) for t in shown], axis=1)
 
 
 def write_videos(

@@ -213,22 +213,22 @@ def optimise(
         if truth is not None:
             losses["error_deg"], losses["error_dist"] = pose_errors(fit.position, truth)
         history.append({"step": fit.step, "size": fit.size, **losses})
+        is_frame = fit.step % frame_every == 0 or fit.stopped or fit.step == 1
+        preview_due = time.perf_counter() - last_preview >= 0.5 or fit.stopped
         picture = None
-        if fit.step % frame_every == 0 or fit.stopped or fit.step == 1:
-            picture = panel(target, fit.size, fit.alpha, fit.rgb)
+        if is_frame or preview_due:  # the book's per-iteration pictures: the soft render and the hard one
+            with torch.no_grad():
+                hard = scene.hard_phong(fit.position[None], fit.size)
+            picture = panel(target, fit.size, fit.alpha, fit.rgb, hard=hard)
+        if is_frame:
             frames.append(picture)
         message = f"{fit.size} px · IoU {losses['iou']:.3f}" + (
             f" · error {losses['error_deg']:.1f}°" if truth is not None else ""
         )
         yield Progress(fit.step, cfg.steps, losses, message)
-        now = time.perf_counter()
-        if now - last_preview >= 0.5 or fit.stopped:
-            last_preview = now
-            yield Preview(
-                fit.step,
-                image=picture if picture is not None else panel(target, fit.size, fit.alpha, fit.rgb),
-                caption=message,
-            )
+        if preview_due:
+            last_preview = time.perf_counter()
+            yield Preview(fit.step, image=picture, caption=message)
     assert fit is not None
     return fit
 

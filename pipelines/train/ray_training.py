@@ -43,6 +43,9 @@ class RayTrainConfig(DataConfig):
     """Training views per optimisation step."""
     rays_per_image: int = 750
     """Random pixels (rays) per training view per step; 0 takes every pixel."""
+    monte_carlo_rays: bool = False
+    """Rays through random continuous positions of each view, their targets read there by bilinear `grid_sample`
+    (the book's NeRF: `MonteCarloRaysampler`), instead of rays through random pixel centres."""
     steps: int = 300
     """Optimisation steps."""
     lr: float = 1e-3
@@ -92,8 +95,9 @@ RenderFn = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]  # bundle -> (rgb 
 class RayModel(Protocol):
     def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
-    def train_renderer(self) -> Callable[[Any], torch.Tensor]:
-        """Called at the start of each step: bundle -> (1, M, 4) rgb + alpha, differentiable."""
+    def train_renderer(self) -> Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Called at the start of each step: (bundle, view, pixel) -> (1, M, 4) rgb + alpha, differentiable. The
+        bundle's rays go through those pixels (M,) of those training views (M,), in the order drawn."""
         ...
 
     def finish_step(self) -> None:
@@ -227,7 +231,7 @@ def train(
     adaptive chunks with the Huber colour + silhouette loss scaled by the global ray count, sums gradients across
     ranks and steps; the lr drops x0.1 at cfg.lr_drop_at. Rank 0 evaluates every cfg.eval_every steps
     (`eval_views` held-out views, all of them at the end) and yields a Preview."""
-    cfg, data, rays, dist, device = s.cfg, s.data, s.rays, s.dist, s.device
+    cfg, data, dist, device = s.cfg, s.data, s.dist, s.device
     gen = torch.Generator().manual_seed(cfg.seed)
     params = list(model.parameters())
     drop_step = max(1, round(cfg.lr_drop_at * cfg.steps))
@@ -252,22 +256,18 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * 0.1
         views = data.train_idx[torch.randperm(n_train, generator=gen)[:b].to(device)]
-        view, pix = rays.sample(views, cfg.rays_per_image, gen)
-        n_global = len(view)
-        jitter_gen = None
-        if jitter:  # the same jitter on every rank, drawn for the whole batch; each rank then takes its shard
-            jitter_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-        bundle_all = rays.bundle(view, pix, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, jitter_gen)
-        mine = torch.arange(n_global, device=device)[dist.shard(n_global)]
+        batch = draw_rays(s, views, gen, jitter)
+        bundle_all, view, pix, n_global = batch.bundle, batch.view, batch.pix, batch.drawn
+        mine = torch.arange(len(view), device=device)[dist.shard(len(view))]
         optimizer.zero_grad(set_to_none=True)
         render = model.train_renderer()
         sums = torch.zeros(2, device=device)
         for span in s.chunker.spans(len(mine)):
             sel = mine[span]
-            out = render(type(bundle_all)(*(t[:, sel] for t in bundle_all)))  # (1, M, 4)
             v, p = view[sel], pix[sel]
-            loss_color = raymarching.pseudo_huber(out[0, :, :3], rays.colors[v, p]).sum() / (3 * n_global)
-            loss_sil = raymarching.pseudo_huber(out[0, :, 3], rays.silhouettes[v, p]).sum() / n_global
+            out = render(type(bundle_all)(*(t[:, sel] for t in bundle_all)), v, p)  # (1, M, 4)
+            loss_color = raymarching.pseudo_huber(out[0, :, :3], batch.colors[sel]).sum() / (3 * n_global)
+            loss_sil = raymarching.pseudo_huber(out[0, :, 3], batch.silhouettes[sel]).sum() / n_global
             (cfg.w_color * loss_color + cfg.w_silhouette * loss_sil).backward()
             sums += torch.stack([loss_color.detach(), loss_sil.detach()])
             s.chunker.record()
@@ -292,6 +292,25 @@ def train(
             yield Progress(step, cfg.steps, losses, f"lr {optimizer.param_groups[0]['lr']:.3g}")
         s.ticker.reset()
     return TrainResult(losses, history, images, psnr_init, time.perf_counter() - t_train, n_global)
+
+
+def draw_rays(s: Session, views: torch.Tensor, gen: torch.Generator, jitter: bool) -> raymarching.RayBatch:
+    """One step's rays of `views`, the same on every rank (drawn from the seeded `gen`): random pixels' rays
+    (`PixelRays`), or with `cfg.monte_carlo_rays` the book's Monte Carlo positions with bilinear targets; with
+    `jitter` the same stratified jitter on every rank, drawn for the whole batch."""
+    cfg = s.cfg
+    sampling = (cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, cfg.bound_radius)
+    if cfg.monte_carlo_rays:
+        jitter_gen = _jitter_generator(gen) if jitter else None
+        return raymarching.monte_carlo_rays(s.data, views, cfg.rays_per_image, gen, sampling, jitter_gen)
+    view, pix = s.rays.sample(views, cfg.rays_per_image, gen)
+    jitter_gen = _jitter_generator(gen) if jitter else None
+    bundle = s.rays.bundle(view, pix, *sampling[:3], jitter_gen)
+    return raymarching.RayBatch(bundle, view, pix, s.rays.colors[view, pix], s.rays.silhouettes[view, pix], len(view))
+
+
+def _jitter_generator(gen: torch.Generator) -> torch.Generator:
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
 
 
 def _object_scores(data: MultiviewData, images: torch.Tensor | None) -> dict[str, float]:

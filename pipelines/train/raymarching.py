@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pytorch3d.renderer import FoVPerspectiveCameras, RayBundle
 
 from pipelines.core.events import to_uint8
@@ -108,6 +110,72 @@ class PixelRays:
             lengths=lengths[None],
             xys=torch.zeros(1, len(view), 2, device=origins.device),
         )
+
+
+@dataclass
+class RayBatch:
+    """One step's training rays: the bundle (1, M, ...), each ray's view (M,) and pixel (M,; -1 for a ray at a
+    continuous position), its target colour (M, 3) and silhouette (M,), and how many rays the loss averages over
+    (`drawn` >= M: Monte Carlo rays that miss the bound sphere are left out, they add exactly zero)."""
+
+    bundle: RayBundle
+    view: torch.Tensor
+    pix: torch.Tensor
+    colors: torch.Tensor
+    silhouettes: torch.Tensor
+    drawn: int
+
+
+def monte_carlo_rays(
+    data: MultiviewData,
+    views: torch.Tensor,
+    rays_per_image: int,
+    generator: torch.Generator,
+    sampling: tuple[int, float, float, float],
+    jitter: torch.Generator | None = None,
+) -> RayBatch:
+    """The book's NeRF rays (`MonteCarloRaysampler`): `rays_per_image` positions drawn uniformly over each view's
+    NDC square, their rays from the camera, and the targets read there by bilinear `grid_sample` of the images
+    (align_corners=False: a position at a pixel centre reads that pixel). `sampling` is (n_pts, min_depth,
+    max_depth, bound_radius); with a bound, rays that miss the sphere are dropped from the batch: they meet no
+    density and their target is background, so their loss and gradient are zero, and `drawn` keeps the mean's
+    denominator the tutorial's."""
+    xy = torch.rand(len(views), rays_per_image, 2, generator=generator) * 2 - 1  # NDC, +X left, +Y up
+    return rays_at(data, views, xy.to(data.images.device), sampling, jitter)
+
+
+def rays_at(
+    data: MultiviewData,
+    views: torch.Tensor,
+    xy: torch.Tensor,
+    sampling: tuple[int, float, float, float],
+    jitter: torch.Generator | None = None,
+) -> RayBatch:
+    """The rays of `views` (B,) through NDC positions xy (B, R, 2) and their bilinear targets (see
+    `monte_carlo_rays`)."""
+    n_pts, min_depth, max_depth, bound = sampling
+    rays_per_image, device = xy.shape[1], xy.device
+    cams = data.cameras(views)
+    ends = cams.unproject_points(torch.cat([xy, torch.ones_like(xy[..., :1])], -1), world_coordinates=True)
+    origins = cams.get_camera_center()[:, None].expand_as(ends)
+    directions = ends - origins  # reaches view depth 1 at t = 1
+    grid = -xy[:, :, None]  # grid_sample's x runs along columns (left to right), y down the rows
+    stacked = torch.cat([data.images[views], data.silhouettes[views][..., None]], -1).permute(0, 3, 1, 2)
+    targets = F.grid_sample(stacked, grid, mode="bilinear", align_corners=False)[..., 0].permute(0, 2, 1)  # (B, R, 4)
+    view = views[:, None].expand(-1, rays_per_image).reshape(-1)
+    origins, directions, targets = origins.reshape(-1, 3), directions.reshape(-1, 3), targets.reshape(-1, 4)
+    keep = torch.arange(len(view), device=device)
+    if bound > 0:
+        keep = sphere_crossings(origins, directions, bound)[2].nonzero()[:, 0]
+    o, d = origins[keep], directions[keep]
+    bundle = RayBundle(
+        origins=o[None],
+        directions=d[None],
+        lengths=ray_lengths(o, d, n_pts, min_depth, max_depth, bound, jitter)[None],
+        xys=xy.reshape(-1, 2)[keep][None],
+    )
+    pix = torch.full_like(keep, -1)
+    return RayBatch(bundle, view[keep], pix, targets[keep, :3], targets[keep, 3], len(view))
 
 
 def ray_lengths(

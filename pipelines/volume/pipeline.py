@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ from pipelines.core import ddp
 from pipelines.core.events import Done, Event, Preview, Progress
 from pipelines.core.headline import Headline
 from pipelines.render.book_figures import BookFigure
-from pipelines.train import ray_training, raymarching
+from pipelines.train import generators, ray_training, raymarching
 from pipelines.train.multiview_data import check_data_config
+from pipelines.volume import trilinear
 from pipelines.volume.sampler import render_grid
 
 HEADLINE = (Headline("psnr_heldout", "Held-out PSNR", "dB", "psnr_heldout_initial"),)
@@ -25,6 +27,8 @@ HEADLINE = (Headline("psnr_heldout", "Held-out PSNR", "dB", "psnr_heldout_initia
 MAX_GRID = 320
 MAX_POINTS_PER_STEP = 60_000_000  # ray samples per optimisation step (the book's step is 24.6M)
 MAX_POINTS_PER_CHUNK = 4_000_000
+MAX_WEIGHTS_BYTES = 8 * 2**30
+"""Memory allowed for the precomputed trilinear maps of whole-view training (the book's run needs about 6 GiB)."""
 
 
 FIGURES = (
@@ -170,12 +174,16 @@ class VoxelGrid(torch.nn.Module):
 
 
 class _GridTrainer:
-    """The voxel grid as ray_training's RayModel, rendered by `sampler.render_grid` (VolumeRenderer's result with
-    less work). Within a step the chunks backpropagate into a detached 4-channel copy of the grids, and the sigmoids
-    (the whole grid) backpropagate once, in `finish_step`."""
+    """The voxel grid as ray_training's RayModel. Within a step the chunks backpropagate into a detached 4-channel
+    copy of the grids, and the sigmoids (the whole grid) backpropagate once, in `finish_step`.
 
-    def __init__(self, model: VoxelGrid) -> None:
+    Chunks are sampled by `sampler.render_grid` (VolumeRenderer's result with less work) or, when `weights` holds
+    the precomputed trilinear maps of the training views (whole-view steps: the book's), by `trilinear`'s sparse
+    products, whose gradient reaches the grid through W^T once per step."""
+
+    def __init__(self, model: VoxelGrid, weights: trilinear.StepSampler | None = None) -> None:
         self.model = model
+        self.weights = weights
         self._step: tuple[torch.Tensor, ...] = ()
 
     def parameters(self):
@@ -186,12 +194,26 @@ class _GridTrainer:
         leaf = torch.cat([densities, colors]).detach()[None].requires_grad_()  # (1, 4, G, G, G)
         self._step = (densities, colors, leaf)
         volumes = self.model.volumes(densities.detach(), colors.detach())
-        return lambda bundle: render_grid(leaf, volumes, bundle)
+        weights = self.weights
+        if weights is not None:
+            weights.begin(leaf)
+
+        def render(bundle, view: torch.Tensor, pix: torch.Tensor) -> torch.Tensor:
+            runs = None if weights is None else trilinear.view_runs(view, pix)
+            if runs is None or any(v not in weights.views for v, _, _ in runs):
+                return render_grid(leaf, volumes, bundle)
+            return torch.cat([weights.render(v, p0, p1) for v, p0, p1 in runs])[None]
+
+        return render
 
     def finish_step(self) -> None:
         densities, colors, leaf = self._step
-        if leaf.grad is not None:  # a rank whose shard is empty has nothing to backpropagate
-            torch.autograd.backward([densities, colors], [leaf.grad[0, :1], leaf.grad[0, 1:]])
+        grad = leaf.grad
+        sparse = None if self.weights is None else self.weights.grid_gradient()
+        if sparse is not None:
+            grad = sparse if grad is None else grad + sparse
+        if grad is not None:  # a rank whose shard is empty has nothing to backpropagate
+            torch.autograd.backward([densities, colors], [grad[0, :1], grad[0, 1:]])
         self._step = ()
 
     def render_fn(self, volumes: Volumes):
@@ -221,7 +243,8 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
     model = VoxelGrid(cfg.grid_size, cfg.extent, cfg.init_log_density, s.device, cfg.bound_radius)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     yield Progress(0, cfg.steps, {}, f"a {cfg.grid_size}^3 grid of densities and colours")
-    trainer = _GridTrainer(model)
+    weights = yield from _trilinear_maps(cfg, s, model)
+    trainer = _GridTrainer(model, weights)
     result = yield from ray_training.train(s, trainer, optimizer, what="grid")
     if not dist.is_main:
         yield Done(metrics={}, files={}, info={"rank": dist.rank})
@@ -265,7 +288,32 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
     video = yield from s.orbit_video(trainer.render_fn(vols))
     if video is not None:
         files["video"] = video
-    yield ray_training.finish(s, result, {"mesh_faces": float(mesh_info["faces"])}, files, {"mesh": mesh_info})
+    yield ray_training.finish(
+        s,
+        result,
+        {"mesh_faces": float(mesh_info["faces"])},
+        files,
+        {"mesh": mesh_info, "trilinear_weights": s.state.get("weights")},
+    )
+
+
+def _trilinear_maps(cfg: Config, s: ray_training.Session, model: VoxelGrid):
+    """The training views' precomputed trilinear maps when every step renders whole views from fixed rays (the
+    book's settings on a CPU), else None (a generator yielding progress)."""
+    if cfg.rays_per_image != 0 or cfg.bound_radius > 0 or s.device.type != "cpu":
+        return None
+    views = s.data.train_idx.tolist()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        volumes = model.volumes(model.densities(), model.colors())
+    weights = yield from generators.relay(
+        trilinear.build_sampler(s.rays, views, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, volumes,
+                                cfg.grid_size, MAX_WEIGHTS_BYTES),
+        lambda n: Progress(0, cfg.steps, {}, f"precomputing the trilinear weights of the rays: view {n}/{len(views)}"),
+    )  # fmt: skip
+    if weights is not None:
+        s.state["weights"] = {"bytes": weights.nbytes, "seconds": time.perf_counter() - t0}
+    return weights
 
 
 def marching_cubes_world(densities: torch.Tensor, volumes: Volumes, level: float) -> tuple[torch.Tensor, torch.Tensor]:

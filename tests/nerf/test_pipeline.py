@@ -134,6 +134,22 @@ def test_book_mlp_field_shapes_and_size():
     assert all(torch.equal(a, b) for a, b in zip(field.state_dict().values(), again.state_dict().values()))
 
 
+def test_book_mlp_colour_head_split_per_ray_equals_the_concatenated_input():
+    """The colour layer's direction term is computed once per ray (forward and forward_packed): the same numbers
+    as the tutorial's Linear on cat([features, embedded direction]) for every sample."""
+    field = fields.HarmonicMLPField(n_harmonics=8, omega0=1.0, hidden=16)
+    pts, dirs = torch.randn(3, 5, 3), torch.randn(3, 3)
+    with torch.no_grad():
+        sigma, rgb = field(pts, dirs)
+        features = field.mlp(field.embedding(pts))
+        embedded = field.embedding(torch.nn.functional.normalize(dirs, dim=-1))[:, None].expand(-1, 5, -1)
+        reference = field.color_layer(torch.cat([features, embedded], -1))
+        packed_sigma, packed_rgb = field.forward_packed(pts.reshape(-1, 3), dirs, torch.arange(3).repeat_interleave(5))
+    assert torch.allclose(rgb, reference, atol=1e-6)
+    assert torch.allclose(packed_rgb, rgb.reshape(-1, 3), atol=1e-6)
+    assert torch.allclose(packed_sigma, sigma.reshape(-1, 1), atol=1e-6)
+
+
 def test_grid_field_is_empty_outside_its_bound():
     field = fields.GridField(resolutions=(8, 16), bound=1.0)
     assert sum(p.numel() for p in field.parameters()) == fields.count_params("grid", {"resolutions": (8, 16)})
@@ -148,6 +164,7 @@ def test_book_mlp_trains_a_few_steps(tmp_path):
     cfg = dataclasses.replace(
         nerf.Config.tiny(), field="mlp", n_harmonics=6, omega0=1.0, hidden=32, density_bias=-1.5, lr=5e-3,
         steps=4, eval_every=4, orbit_frames=0, mesh_resolution=16, out_dir=tmp_path, device="cpu",
+        monte_carlo_rays=True,
     )  # fmt: skip
     done = list(nerf.run(cfg))[-1]
     assert isinstance(done, Done) and np.isfinite(done.metrics["loss"])

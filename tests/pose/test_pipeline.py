@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.core.events import Done
+from pipelines.core.events import Done, Preview
 from pipelines.pose import pipeline as pose
 from pipelines.pose import track as pose_track
 from pipelines.pose.camera_math import spherical_to_position
@@ -97,9 +97,13 @@ def test_uploaded_image_and_mask_target(tmp_path):
         start_pose=(2.7, 10.0, 40.0),
         steps=8,
     )
-    done = _done(pose.run(cfg))
+    events = list(pose.run(cfg))
+    done = _done(events)
     assert "error_deg" not in done.metrics and done.info["true_pose"] is None
     assert done.metrics["final_iou"] > 0.5
+    # The book's per-iteration pictures: target | soft render | hard render | overlay in every preview.
+    previews = [e.image for e in events if isinstance(e, Preview) and e.image is not None]
+    assert previews and all(p.shape[1] == 4 * p.shape[0] for p in previews)
 
 
 def test_mesh_without_faces_cannot_be_posed(tmp_path):

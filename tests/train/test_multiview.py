@@ -194,6 +194,27 @@ def test_sampling_is_seeded_and_draws_only_rays_that_hit_the_bound(data):
     assert len(every[0]) == int(rays.hits[views].sum())
 
 
+def test_monte_carlo_rays_at_pixel_centres_are_the_pixels_rays_and_colours(data):
+    """The book's continuous ray positions: at a pixel centre the ray and its bilinear target are that pixel's;
+    with a bound, rays that miss the sphere are left out but still counted in the mean."""
+    s = data.image_size
+    views = data.train_idx[:2]
+    pix = torch.tensor([0, 5, s * 7 + 20, s * s - 1])
+    row, col = pix // s, pix % s
+    xy = torch.stack([1 - (2 * col + 1) / s, 1 - (2 * row + 1) / s], -1).float()  # NDC +X left, +Y up
+    batch = rm.rays_at(data, views, xy[None].expand(2, -1, -1), (16, 1.6, 3.8, 0.0))
+    rays = rm.PixelRays(data)
+    view = views[:, None].expand(-1, len(pix)).reshape(-1)
+    p = pix.repeat(2)
+    assert torch.allclose(batch.bundle.origins[0], rays.origins[view, p], atol=1e-4)
+    assert torch.allclose(batch.bundle.directions[0], rays.directions[view, p], atol=1e-4)
+    assert torch.allclose(batch.colors, rays.colors[view, p], atol=1e-5)
+    assert torch.allclose(batch.silhouettes, rays.silhouettes[view, p], atol=1e-5)
+    drawn = rm.monte_carlo_rays(data, views, 300, torch.Generator().manual_seed(0), (16, 1.6, 3.8, 1.05))
+    assert drawn.drawn == 600 and 0 < len(drawn.view) < 600
+    assert float(drawn.silhouettes.sum()) > 0 and bool((drawn.pix == -1).all())
+
+
 def test_pictures(data):
     sheet = contact_sheet(data)
     assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[2] == 3
