@@ -23,3 +23,11 @@ def test_meshrcnn_endpoint_refuses_a_non_image(client, tmp_path: Path):
     bad.write_text("hello")
     with pytest.raises(Exception, match="not a picture"):
         client.predict(handle_file(str(bad)), 0, "studio", None, api_name="/meshrcnn")
+
+
+def test_meshrcnn_endpoint_detection_mode_says_when_it_uses_true_boxes(client):
+    result = client.predict(None, 0, "studio", None, "tiny", "detection", True, api_name="/meshrcnn")
+    metrics = next(r for r in result if isinstance(r, dict) and "objects" in r)
+    assert metrics["objects"] >= 2 and metrics["true_found"] == metrics["objects"]
+    message = next(r for r in result if isinstance(r, str) and "Detection mode" in r)
+    assert "true boxes (no detector ran)" in message
