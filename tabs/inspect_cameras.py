@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from pipelines.render.book_figures import BOOK_CAMERAS_TEXT, book_cameras_figure
 from pipelines.render.camera_render import render_with_points
 from pipelines.render.camera_spec import CAMERA_KINDS, CameraSpec
 from pipelines.render.conventions import to_opencv, to_opengl
@@ -117,6 +118,12 @@ def table_frame(rows: list[dict]) -> Any:
     return pd.DataFrame([{k: fmt(v) for k, v in r.items()} for r in rows])
 
 
+def book_figure_1() -> tuple[Any, np.ndarray, Any]:
+    """The book's chapter-1 cameras: the eight frusta around the cube, a render from each, the vertices' table."""
+    scene, sheet, rows = book_cameras_figure()
+    return scene, sheet, table_frame(rows)
+
+
 def camera_inputs() -> list[Any]:
     """The camera's settings column, in /camera's parameter order (after the inspected asset)."""
 
@@ -160,4 +167,8 @@ def camera_panel(asset_state: gr.State) -> gr.Button:
     table = gr.Dataframe(label="Sample points in world, view, NDC and screen coordinates", interactive=False, wrap=True)
     conventions = gr.JSON(label="The same camera in OpenCV and OpenGL/glTF conventions, and the round-trip check")
     gpu_click(button, show_camera, [asset_state, *inputs], [frustum, render, table, conventions], api_name="camera")
+    with gr.Accordion("Reproduce the book's figure 1 (a batch of 8 cameras)", open=False):
+        gr.Markdown(BOOK_CAMERAS_TEXT)
+        book = gr.Button("Reproduce the book's figure 1", elem_id="inspect-book-cameras")
+    gpu_click(book, book_figure_1, [], [frustum, render, table], api_name=False)
     return button

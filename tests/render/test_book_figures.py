@@ -8,13 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
+from scipy.spatial.transform import Rotation
 
 import pipelines
 from pipelines.__main__ import main as cli_main
 from pipelines.core.events import Done
-from pipelines.render.book_figures import BookFigure, figure_index
+from pipelines.render.book_figures import (
+    BookFigure,
+    book_camera_rotations,
+    book_camera_specs,
+    book_cameras,
+    book_cube,
+    figure_index,
+)
+from pipelines.render.camera_spec import build_camera
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,3 +82,19 @@ def test_an_unknown_figure_is_refused_with_the_known_ones(capsys):
     assert cli_main(["shading-turntable", "--figure", "9.9", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "no figure '9.9'" in err and "2.10" in err
+
+
+def test_chapter_1_cameras_are_the_books_batch():
+    """Eight PerspectiveCameras in pixel units with the book's Euler rotations (scipy's extrinsic 'zyx' of
+    (5n, n, n) degrees), and the inspector's eight specs map the cube's vertices to the same screen positions."""
+    R, T = book_camera_rotations()
+    n = np.arange(-4, 4)
+    expected = Rotation.from_euler("zyx", np.stack([5 * n, n, n], -1), degrees=True).as_matrix()
+    assert np.abs(R.numpy() - expected).max() < 1e-12 and T[:, 0].tolist() == list(range(-4, 4))
+    cams = book_cameras()
+    assert len(cams) == 8 and not cams.in_ndc()
+    verts = torch.tensor(book_cube()[0], dtype=torch.float32)
+    screen = cams.transform_points_screen(verts[None].expand(8, -1, -1))  # (8, 8, 3)
+    for i, spec in enumerate(book_camera_specs()):
+        one = build_camera(spec).transform_points_screen(verts[None])[0]
+        assert torch.allclose(one[:, :2], screen[i, :, :2], rtol=1e-4, atol=1e-2)
