@@ -125,13 +125,23 @@ def warp_target(
 
 def photometric_loss(
     src: torch.Tensor, tgt: torch.Tensor, depth: torch.Tensor, r_rel: torch.Tensor, t_rel: torch.Tensor,
-    tan_half_fov: float, alpha: float = 0.85,
+    tan_half_fov: float, alpha: float = 0.85, blurs: tuple[int, ...] = (1,),
 ) -> torch.Tensor:  # fmt: skip
     """Mean of alpha · (1 - SSIM) / 2 + (1 - alpha) · L1 between the source and the warped target, over the
-    pixels whose projection lands in the target image (see `warp_target`)."""
-    warped, valid = warp_target(tgt, depth, r_rel, t_rel, tan_half_fov)
-    diff = alpha * ((1.0 - ssim_map(warped, src)) / 2.0).clamp(0, 1) + (1.0 - alpha) * (warped - src).abs()
-    return (diff.mean(1, keepdim=True) * valid).sum() / valid.sum().clamp(min=1.0)
+    pixels whose projection lands in the target image (see `warp_target`), averaged over the images box-blurred
+    with each odd width in `blurs` (1 = sharp): blurred copies widen the basin a wrong depth can descend from,
+    as monodepth's coarse scales do, without changing the geometry."""
+    total = src.new_zeros(())
+    for k in blurs:
+        s, t = (
+            (src, tgt)
+            if k == 1
+            else (F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="replicate"), k, 1) for x in (src, tgt))
+        )
+        warped, valid = warp_target(t, depth, r_rel, t_rel, tan_half_fov)
+        diff = alpha * ((1.0 - ssim_map(warped, s)) / 2.0).clamp(0, 1) + (1.0 - alpha) * (warped - s).abs()
+        total = total + (diff.mean(1, keepdim=True) * valid).sum() / valid.sum().clamp(min=1.0)
+    return total / len(blurs)
 
 
 def smoothness_loss(depth: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,8 @@ HEADLINE = (
     Headline("psnr_splat_constant_depth", "Constant-depth splat", "dB"),
     Headline("depth_absrel", "Depth AbsRel", ""),
 )
+PHOTO_BLURS = (1, 5, 9)
+"""Box-blur widths the photometric loss is averaged over (1 = sharp; the blurred copies widen its basin)."""
 OPTIONAL_FILES = {
     "SynSin official checkpoint": checkpoints.OFFICIAL_FILE_NAMES,
     "VGG-19 weights (SynSin perceptual loss)": losses.VGG_FILE_NAMES,
@@ -282,7 +284,7 @@ def train_step(t: Trainer, batch: rooms.PairBatch, perceptual, dist: ddp.Dist) -
     logs = {"l1": l1.detach(), "perceptual": perc.detach()}
     if cfg.w_photo > 0:
         photo = losses.photometric_loss(batch.src, batch.tgt, out.depth, batch.r_rel, batch.t_rel,
-                                        t.gen.spec.tan_half_fov)  # fmt: skip
+                                        t.gen.spec.tan_half_fov, blurs=PHOTO_BLURS)  # fmt: skip
         loss_g = loss_g + cfg.w_photo * photo
         logs["photometric"] = photo.detach()
     if cfg.w_smooth > 0:
