@@ -112,7 +112,7 @@ def detection_ms(device: torch.device) -> tuple[float, float, int, str]:
     model, size = model.to(device), int(info["config"]["image_size"])
 
     def whole() -> None:
-        found = detector.detect(det, images)[0].above(detector.SCORE_THRESH)
+        found = detector.detect(det, images)[0].above(detector.SCORE_THRESH).distinct()
         boxes, masks = (found.boxes, found.masks) if len(found) else (truth.boxes, truth.masks)
         windows = scene_mode.crop_windows(boxes)
         crops = scene_mode.crop_objects(images[0], windows, masks, size)

@@ -281,7 +281,7 @@ def preview(model: torch.nn.Module, split: scenes.SceneSplit, device: torch.devi
     tiles = []
     for i in range(n):
         t = split.targets(i)
-        d = found[i].above(detector.SCORE_THRESH)
+        d = found[i].above(detector.SCORE_THRESH).distinct()
         tiles.append(scene_picture(images[i], t.boxes, t.masks, [CATEGORIES[int(c) - 1] for c in t.labels], size))
         captions = [f"{CATEGORIES[int(c) - 1]} {float(s):.2f}" for c, s in zip(d.labels, d.scores)]
         tiles.append(scene_picture(images[i], d.boxes, d.masks, captions, size))

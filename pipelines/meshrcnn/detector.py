@@ -22,7 +22,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.resnet import BasicBlock
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, nms
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from pipelines.meshrcnn import checkpoint
@@ -151,6 +151,14 @@ class Detections:
 
     def above(self, score: float) -> Detections:
         keep = self.scores >= score
+        return self.take(keep)
+
+    def distinct(self, iou: float = 0.5) -> Detections:
+        """One detection per object: torchvision suppresses overlaps within a category only, so the same object
+        can come back under two categories; keep the best-scoring of boxes that overlap by more than `iou`."""
+        return self.take(nms(self.boxes, self.scores, iou))
+
+    def take(self, keep: torch.Tensor) -> Detections:
         return Detections(self.boxes[keep], self.labels[keep], self.scores[keep], self.masks[keep])
 
 

@@ -113,9 +113,9 @@ def find_objects(req: SceneRequest, device: torch.device) -> tuple[torch.Tensor,
     model, size, name = _load_detector(req.detector)
     model = model.to(device)
     image, notes, truth = _scene_input(req, size, device)
-    d = detector.detect(model, image[None])[0].above(detector.SCORE_THRESH)
+    d = detector.detect(model, image[None])[0].above(detector.SCORE_THRESH).distinct()
     n = min(len(d), MAX_OBJECTS)
-    source = f"Mask R-CNN ({name}), detections scoring at least {detector.SCORE_THRESH}"
+    source = f"Mask R-CNN ({name}): detections scoring at least {detector.SCORE_THRESH}, one per object"
     return image, notes, Found(d.boxes[:n], d.labels[:n], d.scores[:n], d.masks[:n], source), truth
 
 
