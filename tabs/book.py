@@ -79,7 +79,13 @@ def section(ctx: AppContext, key: str) -> None:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 choices = [(f"Figure {n}: {f.title}", n) for n, f in figures.items()]
-                number = gr.Dropdown(choices, value=choices[0][1], label="The book's figure", elem_id=f"{key}-figure")
+                number = gr.Dropdown(
+                    choices,
+                    value=choices[0][1],
+                    label="The book's figure",
+                    info="Runs the pipeline with the book's settings for this figure",
+                    elem_id=f"{key}-figure",
+                )
                 preset = preset_radio(ctx, label="Preset for the figure (full = the book's sizes and steps)")
                 with gr.Row():
                     go = gr.Button("Reproduce", variant="primary", elem_id=f"{key}-figure-run")

@@ -79,14 +79,28 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
 def _generate_inputs(ctx: AppContext) -> list[Any]:
     model = gr.Dropdown(model_choices(ctx), value="", label="Model", info="Official checkpoints appear when the operator puts them in --models-dir")  # fmt: skip
-    upload = gr.File(label="…or upload a checkpoint (.pt: studio or official)", file_types=[".pt"], height=90)
-    control = gr.Dropdown([(f"{k}: {v}", k) for k, v in controls.CONTROLS.items()], value="move-horizontal", label="Control")  # fmt: skip
+    upload = gr.File(label="…or upload a checkpoint (.pt: studio or official)", file_types=[".pt"], height=130)
+    control = gr.Dropdown([(f"{k}: {v}", k) for k, v in controls.CONTROLS.items()], value="move-horizontal", label="Control", info="What the sweep changes: an object's place, rotation, size, shape or look, the background or the camera")  # fmt: skip
     with gr.Row():
         object_index = gr.Number(0, label="Object", precision=0, minimum=0, maximum=7, info="which object the control edits")  # fmt: skip
-        n_objects = gr.Number(1, label="Objects in the scene", precision=0, minimum=1, maximum=8)
-    amount = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Amount (the still image's place along the sweep)")
+        n_objects = gr.Number(
+            1,
+            label="Objects in the scene",
+            info="The model places up to this many objects (the studio model was trained with 1 or 2)",
+            precision=0,
+            minimum=1,
+            maximum=8,
+        )
+    amount = gr.Slider(
+        0.0,
+        1.0,
+        value=0.5,
+        step=0.05,
+        label="Amount (the still image's place along the sweep)",
+        info="0: the start of the sweep, 1: its end",
+    )
     with gr.Row():
-        frames = gr.Number(16, label="GIF frames", precision=0, minimum=2, maximum=120)
+        frames = gr.Number(16, label="GIF frames", info="Frames of the sweep GIF", precision=0, minimum=2, maximum=120)
         seed = gr.Number(0, label="Scene seed", precision=0, minimum=0, info="the same seed, the same scene")
     preset = preset_radio(ctx, "Preset (tiny: 4 samples and a 1-scene measurement; quick/full: 16 and 8)")
     return [model, upload, control, object_index, n_objects, amount, frames, seed, preset]

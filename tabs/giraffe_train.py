@@ -104,7 +104,7 @@ def train_section(ctx: AppContext) -> None:
                 integers=("steps", "batch", "n_objects"),
                 limits={"steps": (1, 10_000_000), "batch": (1, 256), "n_objects": (1, 8), "wall_budget_s": (0, None)},
             )  # fmt: skip
-            resume = gr.File(label="Resume from a studio checkpoint (.pt, optional)", file_types=[".pt"], height=90)
+            resume = gr.File(label="Resume from a studio checkpoint (.pt, optional)", file_types=[".pt"], height=130)
             with gr.Row():
                 button = gr.Button("Train", variant="primary", elem_id="giraffe-train-run")
                 stop_button(ctx, "giraffe_train")
@@ -153,7 +153,10 @@ def fd_section(ctx: AppContext, model: gr.Dropdown, upload: gr.File) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             preset = preset_radio(ctx, "Preset (tiny 16 images, quick 1k, full 20k as in the paper)")
-            n_samples = gr.Number(0, label="Images per set (0: the preset's)", precision=0, minimum=0, maximum=50_000)
+            n_samples = preset_numbers(
+                ctx, preset, giraffe_fid.Config, {"n_samples": "Images per set"}, integers=("n_samples",),
+                limits={"n_samples": (2, 50_000)},
+            )["n_samples"]  # fmt: skip
             with gr.Row():
                 button = gr.Button("Compute FD", variant="primary", elem_id="giraffe-fid-run")
                 stop_button(ctx, "giraffe_fid")
@@ -178,7 +181,7 @@ def fd(
     used (Inception when the operator's verified weights are there, else the labelled procedural encoder)."""
     checkpoint = upload_path(upload) or checked_model(ctx, model)
     preset = preset or default_preset(ctx.device)
-    count = int(n_samples) if n_samples else None  # 0 or empty: the preset's
+    count = int(n_samples) if n_samples else None  # an API caller's 0 or None: the preset's
     cfg = config_for(ctx, giraffe_fid.Config, preset, checkpoint=checkpoint, n_samples=count)
 
     def on_done(done: Done) -> dict[Any, Any]:

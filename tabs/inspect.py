@@ -198,14 +198,25 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 def _file_inputs(ctx: AppContext) -> tuple[list[Any], gr.Button]:
     """The File section's input column (with the sample picker): /inspect's first three inputs and its button."""
     files = upload_box("3D file(s): PLY, OBJ (+MTL, textures), GLB/glTF, STL, OFF, or a zip", MESH_WITH_TEXTURE_TYPES)
-    sample = gr.Dropdown(list(sample_groups()), label="…or a bundled sample", value=None)
+    sample = gr.Dropdown(
+        list(sample_groups()),
+        label="…or a bundled sample",
+        info="Meshes and point clouds that ship with the studio: textured OBJ and GLB, PLY, STL, OFF",
+        value=None,
+    )
     n_points = gr.Number(
-        10_000, label="Surface points to sample (PLY export; 0 = none)", precision=0, minimum=0, maximum=1_000_000
+        10_000,
+        label="Surface points to sample (PLY export; 0 = none)",
+        info="A point cloud sampled on the surface",
+        precision=0,
+        minimum=0,
+        maximum=1_000_000,
     )
     exports = gr.CheckboxGroup(
         [("PLY (binary)", "ply-binary"), ("PLY (ascii)", "ply-ascii"), ("OBJ + MTL + texture (zip)", "obj-zip")],
         value=[],
         label="Also convert to",
+        info="Files written beside the GLB the viewer shows",
     )
     with gr.Row():
         button = gr.Button("Inspect", variant="primary", elem_id="inspect-run")
@@ -239,9 +250,11 @@ def _file_section(ctx: AppContext, tab: gr.Tab, asset_state: gr.State, viewer_st
     with gr.Accordion("Raw header", open=False):
         header = gr.Code(label="Raw header", language=None, lines=12)
     with gr.Row():
-        point_size = gr.Slider(0.5, 10, value=2.0, step=0.5, label="Point size")
-        wireframe = gr.Checkbox(False, label="Wireframe")
-        axes = gr.Checkbox(True, label="Axes")
+        point_size = gr.Slider(
+            0.5, 10, value=2.0, step=0.5, label="Point size", info="Marker size of the points in the Plotly view"
+        )
+        wireframe = gr.Checkbox(False, label="Wireframe", info="Draw the mesh's edges in the Plotly view")
+        axes = gr.Checkbox(True, label="Axes", info="Show the x, y, z axes in the Plotly view")
     plot = gr.Plot(label="Plotly view")
     ui = InspectUI(panel, summary, stats, check, header, plot, warnings, asset_state, viewer_state)
     display = [point_size, wireframe, axes]

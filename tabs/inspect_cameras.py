@@ -127,27 +127,32 @@ def book_figure_1() -> tuple[Any, np.ndarray, Any]:
 def camera_inputs() -> list[Any]:
     """The camera's settings column, in /camera's parameter order (after the inspected asset)."""
 
-    kind = gr.Radio(list(CAMERA_KINDS), value="fov-perspective", label="Camera")
-    dist = gr.Slider(0.5, 20, value=2.7, step=0.1, label="Distance")
-    elev = gr.Slider(-89, 89, value=20, step=1, label="Elevation (°)")
-    azim = gr.Slider(-180, 180, value=30, step=1, label="Azimuth (°)")
-    fov = gr.Slider(5, 150, value=60, step=1, label="FoV (°) — FoV cameras")
-    scale = gr.Slider(0.1, 5, value=1.0, step=0.05, label="Scale — FoV-orthographic")
+    kind = gr.Radio(list(CAMERA_KINDS), value="fov-perspective", label="Camera", info="PyTorch3D's four camera classes")
+    dist = gr.Slider(0.5, 20, value=2.7, step=0.1, label="Distance", info="From the origin, in world units")
+    elev = gr.Slider(-89, 89, value=20, step=1, label="Elevation (°)", info="Angle above the x-z plane")
+    azim = gr.Slider(-180, 180, value=30, step=1, label="Azimuth (°)", info="Angle around the y axis")
+    fov = gr.Slider(5, 150, value=60, step=1, label="FoV (°) — FoV cameras", info="Vertical field of view")
+    scale = gr.Slider(
+        0.1, 5, value=1.0, step=0.05, label="Scale — FoV-orthographic", info="Zoom of the orthographic view"
+    )
     with gr.Row():
-        znear = gr.Number(0.1, label="znear")
-        zfar = gr.Number(100.0, label="zfar")
+        znear = gr.Number(0.1, label="znear", info="Near clipping depth")
+        zfar = gr.Number(100.0, label="zfar", info="Far clipping depth")
     with gr.Row():
-        fx = gr.Number(1.7, label="fx")
-        fy = gr.Number(1.7, label="fy")
-        px = gr.Number(0.0, label="px")
-        py = gr.Number(0.0, label="py")
-    in_ndc = gr.Checkbox(True, label="Focal length and principal point in NDC units (else pixels)")
+        fx = gr.Number(1.7, label="fx", info="Focal length along x")
+        fy = gr.Number(1.7, label="fy", info="Focal length along y")
+        px = gr.Number(0.0, label="px", info="Principal point x")
+        py = gr.Number(0.0, label="py", info="Principal point y")
+    in_ndc = gr.Checkbox(
+        True, label="Focal length and principal point in NDC units (else pixels)", info="Screen cameras"
+    )
     with gr.Row():
-        height = gr.Number(256, label="Image height", precision=0)
-        width = gr.Number(256, label="Image width", precision=0)
+        height = gr.Number(256, label="Image height", precision=0, info="Pixels")
+        width = gr.Number(256, label="Image width", precision=0, info="Pixels")
     rt = gr.Textbox(
         label='Optional R and T as JSON: {"R": [[..],[..],[..]], "T": [x, y, z]} (overrides dist/elev/azim)',
         lines=2,
+        info="A world-to-view rotation (3×3) and translation in PyTorch3D's convention",
     )
     return [kind, dist, elev, azim, fov, scale, znear, zfar, fx, fy, px, py, in_ndc, height, width, rt]
 

@@ -253,17 +253,36 @@ def _settings_column(ctx: AppContext) -> tuple[list[Any], gr.Button, gr.Button]:
         files = upload_box(
             "Target: a point cloud (PLY) or a mesh (OBJ+MTL, PLY, GLB, STL, OFF); empty = procedural shape", MESH_TYPES
         )
-        shape = gr.Dropdown(list(TARGETS), value=defaults.target, label="Procedural target")
+        shape = gr.Dropdown(
+            list(TARGETS),
+            value=defaults.target,
+            label="Procedural target",
+            info="The shape the sphere is deformed onto when nothing is uploaded",
+        )
         with gr.Row():
-            noise = gr.Slider(0.0, 0.1, value=0.0, step=0.005, label="Gaussian noise (std, unit sphere)")
-            outliers = gr.Slider(0.0, 0.3, value=0.0, step=0.01, label="Outliers (share of points)")
+            noise = gr.Slider(
+                0.0,
+                0.1,
+                value=0.0,
+                step=0.005,
+                label="Gaussian noise (std, unit sphere)",
+                info="Noise added to the target points",
+            )
+            outliers = gr.Slider(
+                0.0,
+                0.3,
+                value=0.0,
+                step=0.01,
+                label="Outliers (share of points)",
+                info="Share of target points replaced by random points in the box",
+            )
     with gr.Row():
         preset = preset_radio(ctx)
         level = _preset_integer(ctx, preset, "ico_level", "Ico-sphere level", 0, 6)
     with gr.Row():
         steps = _preset_integer(ctx, preset, "steps", "Steps", 1, 20000)
-        lr = gr.Number(defaults.lr, label="SGD learning rate", minimum=0)
-        momentum = gr.Number(defaults.momentum, label="Momentum", minimum=0, maximum=0.999)
+        lr = gr.Number(defaults.lr, label="SGD learning rate", info="The book: 1.0", minimum=0)
+        momentum = gr.Number(defaults.momentum, label="Momentum", info="The book: 0.9", minimum=0, maximum=0.999)
     with gr.Accordion("Loss weights (the book's 1.0 / 1.0 / 0.01 / 0.1)", open=False):
         with gr.Row():
             w_chamfer = gr.Number(

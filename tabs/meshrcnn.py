@@ -101,7 +101,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            mode = gr.Radio(MODES, value="shapenet", label="Mode")
+            mode = gr.Radio(
+                MODES,
+                value="shapenet",
+                label="Mode",
+                info="ShapeNet mode: one object per picture; detection mode: find the objects first, then mesh each",
+            )
             image = upload_box(
                 "Picture (ShapeNet mode: one object on a plain background; detection mode: objects on a floor)",
                 IMAGE_TYPES,
@@ -110,14 +115,21 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             sample = gr.Number(
                 0,
                 label="Held-out sample, or scene in detection mode (used when no picture is given)",
+                info="A procedural picture the model never saw in training",
                 precision=0,
                 minimum=0,
             )
             true_boxes = gr.Checkbox(
                 False,
                 label="Detection mode: the renderer's true boxes and masks instead of the detector (held-out scenes)",
+                info="Measures the mesh head alone, without the detector's mistakes",
             )
-            weights = gr.Radio(WEIGHTS, value="studio", label="Weights")
+            weights = gr.Radio(
+                WEIGHTS,
+                value="studio",
+                label="Weights",
+                info="The shipped studio model, the official one in --models-dir, or a checkpoint file",
+            )
             checkpoint = upload_box(
                 "Checkpoint file (.pt/.pth; weights = checkpoint file)", CHECKPOINT_TYPES, multiple=False
             )

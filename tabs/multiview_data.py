@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +121,11 @@ def data_inputs(ctx: AppContext, config_cls: type | None = None) -> tuple[Any, .
 
 def preview_controls() -> tuple[gr.Checkbox, gr.Button]:
     """The ray-sampler switch and the preview button."""
-    show_rays = gr.Checkbox(False, label="Show the ray sampler (rays and samples of camera 0)")
+    show_rays = gr.Checkbox(
+        False,
+        label="Show the ray sampler (rays and samples of camera 0)",
+        info="Adds camera 0's rays and their sample points to the cameras plot",
+    )
     preview_button = gr.Button("Preview the data", size="sm")
     return show_rays, preview_button
 
@@ -228,3 +234,13 @@ def checked(check: Callable[[Any], None], cfg: Any) -> Any:
     except ValueError as err:
         raise gr.Error(str(err), title="Check the settings") from None
     return cfg
+
+
+VIDEO_PX = 256
+"""The orbit video's smallest side in the Volume and NeRF tabs: the trained grid or field is rendered at this size
+(however small its training views), not a small render blown up."""
+
+
+def large_orbit(cfg: Any) -> Any:
+    """`cfg` with the orbit video rendered at `VIDEO_PX` px or more (its `render_scale` raised, never lowered)."""
+    return dataclasses.replace(cfg, render_scale=max(cfg.render_scale, math.ceil(VIDEO_PX / cfg.image_size)))

@@ -26,6 +26,7 @@ from .multiview_data import (
     data_preview_section,
     filled,
     given,
+    large_orbit,
     object_examples,
     wire_preview,
 )
@@ -105,7 +106,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 stop_button(ctx, "nerf")
             object_examples(inputs, "nerf-examples")
         with gr.Column(scale=2, min_width=400):
-            panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300)
+            panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300, stacked=True)
             with gr.Row():
                 video = gr.Video(label="Orbit video", interactive=False, height=300, visible=False)
                 show_when_filled(video)
@@ -214,7 +215,7 @@ def train(
     if field_type and field_type != base.field:
         base = nerf.with_field(base, field_type)
     values.update(filled((("steps", steps, int), ("lr", learning_rate, float), ("rays_per_image", rays_per_view, int))))
-    cfg = checked(nerf.check_config, dataclasses.replace(base, **values))
+    cfg = large_orbit(checked(nerf.check_config, dataclasses.replace(base, **values)))
 
     def on_done(done: Done) -> dict[Any, Any]:
         glb = done.files.get("mesh_glb")

@@ -157,13 +157,20 @@ def single_pose_section(ctx: AppContext, mesh_files: gr.File) -> None:
         with gr.Column(min_width=400):
             start = _start_inputs(defaults)
             with gr.Row():
-                loss = gr.Radio(list(LOSSES), value="silhouette", label="Loss")
+                loss = gr.Radio(
+                    list(LOSSES),
+                    value="silhouette",
+                    label="Loss",
+                    info="Silhouette: the soft mask only; RGB: the Phong render; both: their sum",
+                )
                 preset = preset_radio(ctx)
             optimisation = _optimisation_inputs(make_preset(pose.Config, default_preset(ctx.device)))
             with gr.Row():
                 button = gr.Button("Estimate the pose", variant="primary", elem_id="pose-run")
                 stop_button(ctx, "pose")
-    panel = run_panel(preview_label="Target | current render | overlay (red = target, cyan = current, white = both)")
+    panel = run_panel(
+        preview_label="Target | current render | overlay (red = target, cyan = current, white = both)", stacked=True
+    )
     video = gr.Video(label="The optimisation (MP4)", height=300, interactive=False, visible=False)
     show_when_filled(video)
     cameras = gr.Plot(label="Cameras in 3D: start (grey), true (green), estimated (red)", visible=False)
@@ -192,6 +199,7 @@ def _target_inputs(defaults: pose.Config) -> list[Any]:
         ["hidden pose", "uploaded image"],
         value="hidden pose",
         label="Target: the mesh rendered at a hidden pose, or a photo with its mask",
+        info="A hidden pose has a known answer, so the error is measured in degrees",
     )
     with gr.Row():
         distance = gr.Number(
@@ -213,13 +221,24 @@ def _target_inputs(defaults: pose.Config) -> list[Any]:
 def _start_inputs(defaults: pose.Config) -> list[Any]:
     """Start offset, whether to use the explicit start pose, and its distance, elevation and azimuth."""
     offset = gr.Slider(
-        0, 90, value=defaults.start_offset_deg, step=1, label="Start: turned this far from the hidden pose (°)"
+        0,
+        90,
+        value=defaults.start_offset_deg,
+        step=1,
+        label="Start: turned this far from the hidden pose (°)",
+        info="Larger starts are harder; the fit can fall into a wrong minimum beyond ~60°",
     )
-    explicit = gr.Checkbox(False, label="Set the start pose instead (always used with an uploaded image)")
+    explicit = gr.Checkbox(
+        False,
+        label="Set the start pose instead (always used with an uploaded image)",
+        info="Give the starting camera by distance, elevation and azimuth",
+    )
     with gr.Row():
-        distance = gr.Number(2.7, label="Start distance", minimum=0.5, maximum=20)
-        elevation = gr.Slider(-89, 89, value=0, step=1, label="Start elevation (°)")
-        azimuth = gr.Slider(-180, 180, value=0, step=1, label="Start azimuth (°)")
+        distance = gr.Number(
+            2.7, label="Start distance", info="From the object's centre, in world units", minimum=0.5, maximum=20
+        )
+        elevation = gr.Slider(-89, 89, value=0, step=1, label="Start elevation (°)", info="Above the horizontal")
+        azimuth = gr.Slider(-180, 180, value=0, step=1, label="Start azimuth (°)", info="Around the vertical axis")
     return [offset, explicit, distance, elevation, azimuth]
 
 
@@ -227,13 +246,43 @@ def _optimisation_inputs(start: pose.Config) -> list[Any]:
     """Steps, learning rate, image sizes, faces per pixel, patience and stop IoU, showing the preset's values."""
     with gr.Accordion("Optimisation and stopping rule (set by the preset; change freely)", open=False):
         with gr.Row():
-            steps = gr.Number(start.steps, label="Most steps", precision=0, minimum=1, maximum=5000)
-            rate = gr.Number(start.lr, label="Adam learning rate", minimum=0)
-            sizes = gr.Textbox(sizes_text(start.image_sizes), label="Image sizes, coarse to fine, e.g. 64, 128")
+            steps = gr.Number(
+                start.steps,
+                label="Most steps",
+                info="Adam steps at most (the book: 200); the stopping rule may end sooner",
+                precision=0,
+                minimum=1,
+                maximum=5000,
+            )
+            rate = gr.Number(start.lr, label="Adam learning rate", info="The book: 0.05", minimum=0)
+            sizes = gr.Textbox(
+                sizes_text(start.image_sizes),
+                label="Image sizes, coarse to fine, e.g. 64, 128",
+                info="The fit runs at each size in turn, the steps split between them",
+            )
         with gr.Row():
-            k = gr.Number(start.faces_per_pixel, label="Faces per pixel", precision=0, minimum=1, maximum=200)
-            patience = gr.Number(start.patience, label="Patience, steps (0 = off)", precision=0, minimum=0)
-            stop_iou = gr.Number(start.stop_iou, label="Stop at silhouette IoU (0 = off)", minimum=0, maximum=1)
+            k = gr.Number(
+                start.faces_per_pixel,
+                label="Faces per pixel",
+                info="Faces blended per pixel by the soft rasteriser (the book: 100)",
+                precision=0,
+                minimum=1,
+                maximum=200,
+            )
+            patience = gr.Number(
+                start.patience,
+                label="Patience, steps (0 = off)",
+                info="Stop after this many steps without improvement",
+                precision=0,
+                minimum=0,
+            )
+            stop_iou = gr.Number(
+                start.stop_iou,
+                label="Stop at silhouette IoU (0 = off)",
+                info="Stop once the masks overlap this well",
+                minimum=0,
+                maximum=1,
+            )
     return [steps, rate, sizes, k, patience, stop_iou]
 
 
@@ -338,19 +387,49 @@ def tracking_section(ctx: AppContext, mesh_files: gr.File) -> None:
     )
     start = make_preset(pose_track.Config, default_preset(ctx.device))
     with gr.Row():
-        path = gr.Radio(list(pose_track.PATHS), value=defaults.path, label="Path")
-        frames = gr.Number(start.frames, label="Frames", precision=0, minimum=2, maximum=1000)
-        step_deg = gr.Slider(0.5, 15, value=defaults.step_deg, step=0.5, label="Motion per frame (°)")
-        bound = gr.Number(defaults.bound_deg, label="Error bound (°)", minimum=0)
+        path = gr.Radio(
+            list(pose_track.PATHS), value=defaults.path, label="Path", info="How the object moves from frame to frame"
+        )
+        frames = gr.Number(
+            start.frames, label="Frames", info="Frames of the path", precision=0, minimum=2, maximum=1000
+        )
+        step_deg = gr.Slider(
+            0.5,
+            15,
+            value=defaults.step_deg,
+            step=0.5,
+            label="Motion per frame (°)",
+            info="How far it turns between frames",
+        )
+        bound = gr.Number(
+            defaults.bound_deg,
+            label="Error bound (°)",
+            info="A frame counts as tracked when its error is below this",
+            minimum=0,
+        )
     with gr.Row():
-        loss = gr.Radio(list(LOSSES), value="silhouette", label="Loss")
+        loss = gr.Radio(
+            list(LOSSES),
+            value="silhouette",
+            label="Loss",
+            info="Silhouette: the soft mask only; RGB: the Phong render; both: their sum",
+        )
         preset = preset_radio(ctx)
-        steps = gr.Number(start.steps_per_frame, label="Most steps per frame", precision=0, minimum=1, maximum=2000)
-        sizes = gr.Textbox(sizes_text(start.image_sizes), label="Image sizes, coarse to fine")
+        steps = gr.Number(
+            start.steps_per_frame,
+            label="Most steps per frame",
+            info="Each frame starts from the previous frame's pose",
+            precision=0,
+            minimum=1,
+            maximum=2000,
+        )
+        sizes = gr.Textbox(
+            sizes_text(start.image_sizes), label="Image sizes, coarse to fine", info="The fit runs at each size in turn"
+        )
     with gr.Row():
         button = gr.Button("Track", variant="primary", elem_id="pose_track-run")
         stop_button(ctx, "pose_track")
-    panel = run_panel(preview_label="Target | current render | overlay")
+    panel = run_panel(preview_label="Target | current render | overlay", stacked=True)
     trajectory = gr.Plot(label="Estimated against true trajectory")
     table = gr.Dataframe(label="Per-frame errors", interactive=False, wrap=True)
     video = gr.Video(label="The tracked sequence (MP4)", height=220, interactive=False)

@@ -213,21 +213,34 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     scope += "" if ctx.shared_runs else ", or your account's under a login)"
     gr.Markdown(f"Runs from the app and the CLI are recorded (SQLite under the data dir). This tab lists {scope}.")
     with gr.Row():
-        pipeline = gr.Dropdown([ALL, *REGISTRY], value=ALL, label="Pipeline")
-        status = gr.Dropdown([ALL, *STATUSES], value=ALL, label="Status")
+        pipeline = gr.Dropdown([ALL, *REGISTRY], value=ALL, label="Pipeline", info="Show only this pipeline's runs")
+        status = gr.Dropdown([ALL, *STATUSES], value=ALL, label="Status", info="Show only runs that ended this way")
         refresh = gr.Button("Refresh", variant="secondary")
     gallery = gr.Gallery(
-        label="History (click to reopen)", columns=8, rows=1, height=200, allow_preview=False, object_fit="contain"
+        label="History (click to reopen)",
+        columns=8,
+        rows=1,
+        height=200,
+        allow_preview=False,
+        object_fit="contain",
+        interactive=False,
+        elem_id="runs-history",
     )
     gallery_ids = gr.State([])
     runs = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, wrap=True, label="Runs")
     with gr.Row():
-        run_id = gr.Textbox(label="Run id (click a row or a picture)")
+        run_id = gr.Textbox(label="Run id (click a row or a picture)", info="Or paste an id from the CLI's output")
         open_btn = gr.Button("Reopen")
         bundle_btn = gr.Button("Download bundle (zip)")
     with gr.Row():
         pictures = gr.Gallery(
-            label="The run's pictures", columns=4, height=320, object_fit="contain", elem_classes=[HIDE_WHEN_EMPTY]
+            label="The run's pictures",
+            columns=4,
+            height=320,
+            object_fit="contain",
+            interactive=False,
+            elem_id="runs-pictures",
+            elem_classes=[HIDE_WHEN_EMPTY],
         )
         video = gr.Video(label="The run's video", interactive=False, height=320, elem_classes=[HIDE_WHEN_EMPTY])
     mesh = model3d("The run's mesh", elem_id="runs-mesh", height=360, interactive=False)
@@ -236,10 +249,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     bundle = gr.File(label="Run bundle", interactive=False, elem_classes=[HIDE_WHEN_EMPTY])
     with gr.Row():
         metric = gr.Dropdown(
-            [], multiselect=True, allow_custom_value=True, label="Metrics to plot across the listed runs"
+            [],
+            multiselect=True,
+            allow_custom_value=True,
+            label="Metrics to plot across the listed runs",
+            info="Each metric gets its own axis",
         )
         plot_btn = gr.Button("Plot")
-    plot = gr.Plot(label="Metrics across runs (each on its own axis)")
+    plot = gr.Plot(label="Metrics across runs (each on its own axis)", elem_classes=[HIDE_WHEN_EMPTY])
 
     listing = bind(list_runs, ctx=ctx)
     listed = [runs, metric, gallery, gallery_ids]

@@ -245,7 +245,9 @@ def compare_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> N
     with gr.Row():
         settings_a = gr.JSON(RenderSettings().to_dict(), label="A", open=False)
         settings_b = gr.JSON(RenderSettings(shader="hard-gouraud").to_dict(), label="B", open=False)
-    gain = gr.Slider(1, 20, value=4, step=1, label="Difference gain")
+    gain = gr.Slider(
+        1, 20, value=4, step=1, label="Difference gain", info="Multiplies |A − B| so small differences show"
+    )
     button = gr.Button("Compare", variant="primary")
     with gr.Row():
         image_a = gr.Image(label="A", type="numpy", interactive=False)
@@ -293,14 +295,34 @@ def rotations_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) ->
         "Type a rotation in any form; see it in every form, the round-trip errors, and the mesh before and after `Transform3d`."
     )
     with gr.Row():
-        mesh = gr.Dropdown(mesh_choices(), value="torus", label="Mesh (an upload above takes precedence)")
-        representation = gr.Radio(list(rotations.REPRESENTATIONS), value="euler", label="Representation")
-        convention = gr.Dropdown(list(rotations.EULER_CONVENTIONS), value="XYZ", label="Euler convention")
+        mesh = gr.Dropdown(
+            mesh_choices(),
+            value="torus",
+            label="Mesh (an upload above takes precedence)",
+            info="The mesh the rotation is applied to",
+        )
+        representation = gr.Radio(
+            list(rotations.REPRESENTATIONS),
+            value="euler",
+            label="Representation",
+            info="The form you type the rotation in; the others are computed from it",
+        )
+        convention = gr.Dropdown(
+            list(rotations.EULER_CONVENTIONS),
+            value="XYZ",
+            label="Euler convention",
+            info="The order of the axes for Euler angles (XYZ: about x, then y, then z)",
+        )
     values = gr.Textbox(
         "30, 45, 0",
         label="Values: axis-angle 3 (rotation vector, rad) or 4 (axis, angle °); matrix 9 (rows); quaternion w x y z; Euler 3 (°)",
+        info="Numbers separated by commas or spaces",
     )
-    translation = gr.Textbox("0, 0, 0", label="Translation x, y, z (applied after the rotation)")
+    translation = gr.Textbox(
+        "0, 0, 0",
+        label="Translation x, y, z (applied after the rotation)",
+        info="World units; the mesh fits in the unit sphere",
+    )
     button = gr.Button("Convert and apply", variant="primary")
     image = gr.Image(label="Before | after", type="numpy", interactive=False)
     with gr.Accordion("The rotation in every form, and round-trip errors", open=False):
@@ -363,9 +385,14 @@ class TurntableUI:
 def turntable_view(ctx: AppContext, panel: SettingsPanel, source: MeshSource) -> None:
     with gr.Row():
         preset = preset_radio(ctx, "Preset (frames and size; full keeps the image size)")
-        frames = gr.Slider(4, 120, value=36, step=1, label="Frames per turn")
-        fps = gr.Slider(2, 30, value=12, step=1, label="Frames per second")
-    formats = gr.CheckboxGroup(list(shading_turntable.FORMATS), value=list(shading_turntable.FORMATS), label="Formats")
+        frames = gr.Slider(4, 120, value=36, step=1, label="Frames per turn", info="Views on the full 360° turn")
+        fps = gr.Slider(2, 30, value=12, step=1, label="Frames per second", info="Playback speed of the GIF and MP4")
+    formats = gr.CheckboxGroup(
+        list(shading_turntable.FORMATS),
+        value=list(shading_turntable.FORMATS),
+        label="Formats",
+        info="Which files to write",
+    )
     with gr.Row():
         button = gr.Button("Render turntable", variant="primary")
         stop_button(ctx, "shading_turntable")

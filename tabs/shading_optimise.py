@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.core.config import PRESETS
+from pipelines.core.config import PRESETS, make_preset
 from pipelines.core.events import Done, Preview
 from pipelines.shading import fit as shading_fit
 from pipelines.shading import points as shading_points
@@ -18,7 +18,7 @@ from pipelines.shading.meshes import mesh_choices
 
 from .context import AppContext
 from .stream import stream
-from .widgets import RunPanel, bind, config_for, gpu_click, preset_radio, run_panel, stop_button
+from .widgets import RunPanel, bind, config_for, gpu_click, preset_numbers, preset_radio, run_panel, stop_button
 
 FIT_INTRO = (
     "### Fit a parameter to target renders\nA heterogeneous batch (meshes of different sizes, one view each) is rendered at a hidden "
@@ -48,18 +48,39 @@ def fit_section(ctx: AppContext) -> None:
     """The fit's controls, run panel and batch description, wired to /shading_fit."""
     gr.Markdown(FIT_INTRO)
     with gr.Row():
-        target = gr.Radio(list(shading_fit.TARGETS), value="light", label="Parameter")
-        meshes = gr.CheckboxGroup(mesh_choices(), value=list(shading_fit.Config().meshes), label="Batch")
+        target = gr.Radio(
+            list(shading_fit.TARGETS),
+            value="light",
+            label="Parameter",
+            info="What the optimiser recovers: the light's position, or the meshes' translation or scale",
+        )
+        meshes = gr.CheckboxGroup(
+            mesh_choices(),
+            value=list(shading_fit.Config().meshes),
+            label="Batch",
+            info="Meshes of different sizes, rendered together as one heterogeneous batch",
+        )
     with gr.Row():
         preset = preset_radio(ctx, "Preset")
-        steps = gr.Number(0, label="Steps (0: the preset's)", precision=0, minimum=0, maximum=5000)
-        lr = gr.Number(0, label="Learning rate (0: the target's default)", minimum=0)
-        optimizer = gr.Radio(list(shading_fit.OPTIMIZERS), value="adam", label="Optimiser")
+        steps = preset_numbers(
+            ctx, preset, shading_fit.Config, {"steps": "Steps"}, integers=("steps",), limits={"steps": (1, 5000)}
+        )["steps"]
+        lr = gr.Number(
+            shading_fit.DEFAULT_LR["light"],
+            label="Learning rate",
+            minimum=0,
+            info="The chosen parameter's own rate (light 0.05, translation and scale 0.01); change freely",
+        )
+        optimizer = gr.Radio(
+            list(shading_fit.OPTIMIZERS), value="adam", label="Optimiser", info="SGD uses momentum 0.9"
+        )
+    target.change(lambda name: shading_fit.DEFAULT_LR[name], target, lr, api_name=False, queue=False)
     with gr.Row():
         button = gr.Button("Fit", variant="primary")
         stop_button(ctx, "shading_fit")
     panel = run_panel(preview_label="Targets (top), current (middle), |difference| (bottom)")
-    batch = gr.JSON(label="The batch as list, padded and packed tensors")
+    with gr.Accordion("The batch as list, padded and packed tensors (JSON)", open=False):
+        batch = gr.JSON(label="The batch as list, padded and packed tensors")
     gpu_click(
         button,
         bind(fit, ctx=ctx, ui=FitUI(panel, batch)),
@@ -85,7 +106,7 @@ def fit(
     if not mesh_names:
         raise gr.Error("Pick at least one mesh for the batch.")
     if learning_rate is not None and learning_rate < 0:
-        raise gr.Error("The learning rate must be positive (0 for the target's default).")
+        raise gr.Error("The learning rate must be positive.")
     cfg = config_for(
         ctx,
         shading_fit.Config,
@@ -93,8 +114,8 @@ def fit(
         target=target,
         meshes=tuple(mesh_names),
         optimizer=optimizer,
-        steps=int(steps) if steps else None,  # 0: the preset's
-        lr=float(learning_rate) if learning_rate else None,  # 0: the preset's (the target's default)
+        steps=int(steps) if steps else None,  # an API caller's 0 or None: the preset's
+        lr=float(learning_rate) if learning_rate else None,  # an API caller's 0 or None: the target's default
     )
 
     def on_done(done: Done) -> dict[Any, Any]:
@@ -123,14 +144,32 @@ def points_section(ctx: AppContext) -> None:
     gr.Markdown(POINTS_INTRO)
     with gr.Row():
         # Defaults to full (not the device's preset): the exercise is small, and quick and full are the book's.
-        preset = gr.Radio(list(PRESETS), value="full", label="Preset (quick and full are the book's settings)")
-        n_points = gr.Number(5000, label="Points", precision=0, minimum=3, maximum=200_000)
-        steps = gr.Number(200, label="Steps", precision=0, minimum=1, maximum=10_000)
-        lr = gr.Number(0.1, label="Learning rate", minimum=0)
-        momentum = gr.Number(0.9, label="Momentum", minimum=0, maximum=0.999)
+        preset = gr.Radio(
+            list(PRESETS),
+            value="full",
+            label="Preset (quick and full are the book's settings)",
+            info="It runs in a second at the book's settings, so full is the default; tiny is for tests",
+        )
+        n_points = gr.Number(
+            5000, label="Points", precision=0, minimum=3, maximum=200_000, info="Sampled on the surface (book 5000)"
+        )
+        steps = gr.Number(200, label="Steps", precision=0, minimum=1, maximum=10_000, info="SGD steps (book 200)")
+        lr = gr.Number(0.1, label="Learning rate", minimum=0, info="SGD learning rate (book 0.1)")
+        momentum = gr.Number(0.9, label="Momentum", minimum=0, maximum=0.999, info="SGD momentum (book 0.9)")
     with gr.Row():
-        fit_rotation = gr.Checkbox(False, label="Also recover a rotation (so3_exp_map of a rotation vector)")
-        noise = gr.Number(0.0, label="Noise on the target (std)", minimum=0, maximum=1)
+        fit_rotation = gr.Checkbox(
+            False,
+            label="Also recover a rotation (so3_exp_map of a rotation vector)",
+            info="The book moves the points by a translation only",
+        )
+        noise = gr.Number(
+            0.0,
+            label="Noise on the target (std)",
+            minimum=0,
+            maximum=1,
+            info="Gaussian noise added to the moved points",
+        )
+    preset.change(points_preset, preset, [n_points, steps, lr, momentum], api_name=False, queue=False)
     with gr.Row():
         button = gr.Button("Align", variant="primary")
         stop_button(ctx, "shading_points")
@@ -143,6 +182,12 @@ def points_section(ctx: AppContext) -> None:
         [*panel.outputs, plot],
         "shading_points",
     )
+
+
+def points_preset(preset: str) -> tuple[int, int, float, float]:
+    """The exercise's points, steps, learning rate and momentum under `preset` (shown in the boxes)."""
+    cfg = make_preset(shading_points.Config, preset if preset in PRESETS else "full")
+    return cfg.n_points, cfg.steps, cfg.lr, cfg.momentum
 
 
 def align(

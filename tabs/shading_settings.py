@@ -180,20 +180,36 @@ def settings_column() -> SettingsPanel:
     )
     files = upload_box("…or upload a mesh (OBJ + MTL + texture, PLY, GLB, STL, OFF, or a zip)", MESH_WITH_TEXTURE_TYPES)
     widgets: dict[str, Any] = {
-        "shader": gr.Radio(list(SHADERS), value=defaults.shader, label="Shader", elem_id="shading-shader")
+        "shader": gr.Radio(
+            list(SHADERS),
+            value=defaults.shader,
+            label="Shader",
+            info="How a pixel's colour is computed: per pixel (Phong), per vertex (Gouraud), per face (flat), or a soft mask",
+            elem_id="shading-shader",
+        )
     }
     widgets.update(_light_controls(defaults))
     widgets.update(_material_controls(defaults))
     widgets.update(_camera_controls(defaults))
     raster, book_soft = _raster_controls(defaults)
     widgets.update(raster)
-    widgets["background"] = gr.ColorPicker(color_hex(defaults.background), label="Background")
+    widgets["background"] = gr.ColorPicker(
+        color_hex(defaults.background), label="Background", info="Colour of empty pixels"
+    )
     with gr.Accordion("Memory guard", open=False):
         widgets["memory_budget_mb"] = gr.Number(
-            defaults.memory_budget_mb, label="Budget for the rasteriser (MiB)", minimum=1
+            defaults.memory_budget_mb,
+            label="Budget for the rasteriser (MiB)",
+            info="Renders estimated above this are refused or shrunk",
+            minimum=1,
         )
-        widgets["on_overflow"] = gr.Radio(list(OVERFLOW_MODES), value=defaults.on_overflow, label="Over budget")
-    live = gr.Checkbox(True, label="Re-render when a setting changes")
+        widgets["on_overflow"] = gr.Radio(
+            list(OVERFLOW_MODES),
+            value=defaults.on_overflow,
+            label="Over budget",
+            info="What happens to a render estimated above the budget",
+        )
+    live = gr.Checkbox(True, label="Re-render when a setting changes", info="Off: render with the button only")
     with gr.Accordion("Settings as JSON (the API's `settings` argument)", open=False):
         settings_json = gr.JSON(
             defaults.to_dict(), label="Settings (the API's `settings` argument)", elem_id="shading-settings"
@@ -207,15 +223,30 @@ def _light_controls(defaults: RenderSettings) -> dict[str, Any]:
             list(LIGHTS),
             value=defaults.light,
             label="Light (point: position; directional: towards the light)",
+            info="Point lights fall off with nothing; a directional light is the same everywhere",
         )
         with gr.Row():
-            x = gr.Slider(-6, 6, value=defaults.light_xyz[0], step=0.1, label="x")
-            y = gr.Slider(-6, 6, value=defaults.light_xyz[1], step=0.1, label="y")
-            z = gr.Slider(-6, 6, value=defaults.light_xyz[2], step=0.1, label="z")
+            x = gr.Slider(
+                -6, 6, value=defaults.light_xyz[0], step=0.1, label="x", info="+X points left in PyTorch3D's world"
+            )
+            y = gr.Slider(-6, 6, value=defaults.light_xyz[1], step=0.1, label="y", info="+Y points up")
+            z = gr.Slider(
+                -6, 6, value=defaults.light_xyz[2], step=0.1, label="z", info="+Z points away from the default camera"
+            )
         with gr.Row():
-            ambient = gr.ColorPicker(color_hex(defaults.light_ambient), label="Ambient L_a")
-            diffuse = gr.ColorPicker(color_hex(defaults.light_diffuse), label="Diffuse L_d")
-            specular = gr.ColorPicker(color_hex(defaults.light_specular), label="Specular L_s")
+            ambient = gr.ColorPicker(
+                color_hex(defaults.light_ambient), label="Ambient L_a", info="Light that reaches every point equally"
+            )
+            diffuse = gr.ColorPicker(
+                color_hex(defaults.light_diffuse),
+                label="Diffuse L_d",
+                info="Light scattered evenly: brightest where the surface faces the light",
+            )
+            specular = gr.ColorPicker(
+                color_hex(defaults.light_specular),
+                label="Specular L_s",
+                info="Light reflected like a mirror: the highlight",
+            )
     return {
         "light": light,
         "light_x": x,
@@ -230,10 +261,22 @@ def _light_controls(defaults: RenderSettings) -> dict[str, Any]:
 def _material_controls(defaults: RenderSettings) -> dict[str, Any]:
     with gr.Accordion("Material", open=False):
         with gr.Row():
-            ambient = gr.ColorPicker(color_hex(defaults.material_ambient), label="Ambient k_a")
-            diffuse = gr.ColorPicker(color_hex(defaults.material_diffuse), label="Diffuse k_d")
-            specular = gr.ColorPicker(color_hex(defaults.material_specular), label="Specular k_s")
-        shininess = gr.Slider(1, 256, value=defaults.shininess, step=1, label="Shininess α")
+            ambient = gr.ColorPicker(
+                color_hex(defaults.material_ambient),
+                label="Ambient k_a",
+                info="How much ambient light the material reflects, per channel",
+            )
+            diffuse = gr.ColorPicker(
+                color_hex(defaults.material_diffuse),
+                label="Diffuse k_d",
+                info="The material's matte colour (multiplies the texture)",
+            )
+            specular = gr.ColorPicker(
+                color_hex(defaults.material_specular), label="Specular k_s", info="The highlight's colour"
+            )
+        shininess = gr.Slider(
+            1, 256, value=defaults.shininess, step=1, label="Shininess α", info="Higher: a smaller, sharper highlight"
+        )
     return {
         "material_ambient": ambient,
         "material_diffuse": diffuse,
@@ -245,26 +288,92 @@ def _material_controls(defaults: RenderSettings) -> dict[str, Any]:
 def _camera_controls(defaults: RenderSettings) -> dict[str, Any]:
     with gr.Accordion("Camera", open=False):
         return {
-            "camera": gr.Radio(list(CAMERAS), value=defaults.camera, label="Camera"),
-            "dist": gr.Slider(1.0, 10.0, value=defaults.dist, step=0.1, label="Distance"),
-            "elev": gr.Slider(-89, 89, value=defaults.elev, step=1, label="Elevation (°)"),
-            "azim": gr.Slider(-180, 180, value=defaults.azim, step=1, label="Azimuth (°)"),
-            "fov": gr.Slider(10, 120, value=defaults.fov, step=1, label="Field of view (°), perspective"),
-            "ortho_scale": gr.Slider(0.2, 3.0, value=defaults.ortho_scale, step=0.05, label="Scale, orthographic"),
+            "camera": gr.Radio(
+                list(CAMERAS),
+                value=defaults.camera,
+                label="Camera",
+                info="Perspective (FoV) or orthographic projection",
+            ),
+            "dist": gr.Slider(
+                1.0,
+                10.0,
+                value=defaults.dist,
+                step=0.1,
+                label="Distance",
+                info="From the object's centre, in world units",
+            ),
+            "elev": gr.Slider(
+                -89, 89, value=defaults.elev, step=1, label="Elevation (°)", info="Angle above the horizontal plane"
+            ),
+            "azim": gr.Slider(
+                -180, 180, value=defaults.azim, step=1, label="Azimuth (°)", info="Angle around the vertical axis"
+            ),
+            "fov": gr.Slider(
+                10,
+                120,
+                value=defaults.fov,
+                step=1,
+                label="Field of view (°), perspective",
+                info="Wider: more of the scene, stronger perspective",
+            ),
+            "ortho_scale": gr.Slider(
+                0.2,
+                3.0,
+                value=defaults.ortho_scale,
+                step=0.05,
+                label="Scale, orthographic",
+                info="Zoom of the orthographic camera",
+            ),
         }
 
 
 def _raster_controls(defaults: RenderSettings) -> tuple[dict[str, Any], gr.Button]:
     with gr.Accordion("Rasteriser and blending", open=False):
-        image_size = gr.Slider(32, 1024, value=defaults.image_size, step=32, label="Image size (px)")
-        faces_per_pixel = gr.Slider(1, 100, value=defaults.faces_per_pixel, step=1, label="Faces per pixel K")
+        image_size = gr.Slider(
+            32, 1024, value=defaults.image_size, step=32, label="Image size (px)", info="Width and height of the render"
+        )
+        faces_per_pixel = gr.Slider(
+            1,
+            100,
+            value=defaults.faces_per_pixel,
+            step=1,
+            label="Faces per pixel K",
+            info="Nearest faces kept per pixel; soft shaders blend them",
+        )
         with gr.Row():
-            blur = gr.Number(defaults.blur_radius, label="Blur radius (NDC²)", minimum=0, maximum=2, step=1e-4)
-            bin_size = gr.Number(defaults.bin_size, label="Bin size (−1 auto, 0 naive)", precision=0, minimum=-1)
+            blur = gr.Number(
+                defaults.blur_radius,
+                label="Blur radius (NDC²)",
+                info="How far outside a face a pixel still counts as covered (0: hard edges)",
+                minimum=0,
+                maximum=2,
+                step=1e-4,
+            )
+            bin_size = gr.Number(
+                defaults.bin_size,
+                label="Bin size (−1 auto, 0 naive)",
+                info="Coarse-to-fine rasterisation tile size; leave −1",
+                precision=0,
+                minimum=-1,
+            )
         with gr.Row():
-            sigma = gr.Number(defaults.sigma, label="σ (edge softness)", minimum=1e-8, step=1e-5)
-            gamma = gr.Number(defaults.gamma, label="γ (depth softness)", minimum=1e-8, step=1e-5)
-        cull = gr.Checkbox(defaults.cull_backfaces, label="Cull back faces")
+            sigma = gr.Number(
+                defaults.sigma,
+                label="σ (edge softness)",
+                info="Soft silhouette: larger blurs edges",
+                minimum=1e-8,
+                step=1e-5,
+            )
+            gamma = gr.Number(
+                defaults.gamma,
+                label="γ (depth softness)",
+                info="Soft blending: larger mixes faces behind",
+                minimum=1e-8,
+                step=1e-5,
+            )
+        cull = gr.Checkbox(
+            defaults.cull_backfaces, label="Cull back faces", info="Skip faces that point away from the camera"
+        )
         book_soft = gr.Button("Use the book's soft settings (σ = 1e-4, blur = log(1/1e-4 − 1)·σ, K = 50)", size="sm")
     widgets = {
         "image_size": image_size,

@@ -28,6 +28,7 @@ from pipelines.smpl.procedural_body import SHAPE_NAMES
 
 from .context import AppContext
 from .stream import stream
+from .viewer import turned_in_place
 from .widgets import RunPanel, bind, config_for, gpu_click, model3d, run_panel, stop_button, upload_path, viewer_file
 
 NUM_BETA_SLIDERS = 10
@@ -166,14 +167,27 @@ def _body_controls(ctx: AppContext) -> BodyControls:
             choices,
             value=choices[1] if len(choices) > 1 else PROCEDURAL,
             label="Body model (procedural, or files in --models-dir)",
+            info="An SMPL .npz/.pkl in --models-dir appears here; the procedural body ships with the studio",
         )
         upload = gr.File(label="…or upload an SMPL .npz", file_types=[".npz"], type="filepath")
-    pose_preset = gr.Dropdown(list(POSE_PRESETS), value="a-pose", label="Pose preset")
-    joint = gr.Dropdown(list(JOINT_NAMES), value="left_shoulder", label="Joint to rotate (pelvis = global orientation)")
+    pose_preset = gr.Dropdown(
+        list(POSE_PRESETS), value="a-pose", label="Pose preset", info="A whole-body pose to start from"
+    )
+    joint = gr.Dropdown(
+        list(JOINT_NAMES),
+        value="left_shoulder",
+        label="Joint to rotate (pelvis = global orientation)",
+        info="The sliders below rotate this joint relative to its parent",
+    )
     j0 = JOINT_NAMES.index("left_shoulder")
     rotation = [
         gr.Slider(
-            -180, 180, value=round(float(np.degrees(start[j0, k])), 1), step=1, label=f"Axis-angle {axis} (degrees)"
+            -180,
+            180,
+            value=round(float(np.degrees(start[j0, k])), 1),
+            step=1,
+            label=f"Axis-angle {axis} (degrees)",
+            info="Rotation about the joint's axis; the three form one rotation vector",
         )
         for k, axis in enumerate("xyz")
     ]
@@ -185,19 +199,28 @@ def _body_controls(ctx: AppContext) -> BodyControls:
                 value=0,
                 step=0.1,
                 label=f"β{i}" + (f" ({SHAPE_NAMES[i]}, procedural body)" if i < len(SHAPE_NAMES) else ""),
+                info="In standard deviations; 0 is the mean body",
             )
             for i in range(NUM_BETA_SLIDERS)
         ]
         reset_shape = gr.Button("Reset shape", size="sm")
-    heat_map_joint = gr.Dropdown(list(JOINT_NAMES), value="left_shoulder", label="Skinning-weight heat map of joint")
+    heat_map_joint = gr.Dropdown(
+        list(JOINT_NAMES),
+        value="left_shoulder",
+        label="Skinning-weight heat map of joint",
+        info="How much each vertex follows this joint (linear blend skinning)",
+    )
     with gr.Accordion("Advanced: the whole pose as 24 × 3 axis-angle JSON (radians)", open=False):
         pose_json = gr.Textbox(
             pose_text(start),
             label="Pose: 24 × 3 axis-angle, radians (JSON; edit and press Enter)",
+            info="One [x, y, z] rotation vector per joint, in SMPL's joint order",
             lines=3,
             max_lines=6,
         )
-    exports = gr.CheckboxGroup(list(smpl.EXPORTS), value=["glb", "obj"], label="Export the posed mesh as")
+    exports = gr.CheckboxGroup(
+        list(smpl.EXPORTS), value=["glb", "obj"], label="Export the posed mesh as", info="Files offered for download"
+    )
     with gr.Row():
         run_button = gr.Button("Pose and export", variant="primary", elem_id="smpl-run")
         stop_button(ctx, "smpl")
@@ -273,7 +296,9 @@ def preview_body(
         raise gr.Error(f"Unknown joint {heat_map_joint!r}.")
     shape = betas_of((beta_0, beta_1, beta_2, beta_3, beta_4, beta_5, beta_6, beta_7, beta_8, beta_9), model)
     view = pose_view(model, shape, pose, heat_map_joint, fresh_view_dir(ctx, request), preview_device())
-    return str(view.mesh_glb), view.figure, str(view.heat_glb), {**model.summary(), **view.stats}
+    # the GLBs are made afresh for the viewers (downloads come from /smpl's run): turned to the three-quarter view
+    posed, heat = turned_in_place(view.mesh_glb), turned_in_place(view.heat_glb)
+    return posed, view.figure, heat, {**model.summary(), **view.stats}
 
 
 def run_body(

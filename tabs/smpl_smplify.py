@@ -80,11 +80,28 @@ def _keypoint_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
         [("Synthetic: a random body, known camera", "synthetic"), ("Upload: image + OpenPose JSON", "upload")],
         value="synthetic",
         label="Keypoints",
+        info="Synthetic keypoints come with the true body, so the joint error is measured",
     )
     with gr.Group(visible=True) as synthetic_group:
-        seed = gr.Number(0, label="Seed (body, camera, noise)", precision=0, minimum=0, maximum=2**31 - 1)
-        noise = gr.Slider(0, 10, value=2, step=0.5, label="Keypoint noise (pixels, std)")
-        missing = gr.Slider(0, 10, value=2, step=1, label="Missing joints (outside the torso)")
+        seed = gr.Number(
+            0,
+            label="Seed (body, camera, noise)",
+            info="The same seed, the same synthetic body and keypoints",
+            precision=0,
+            minimum=0,
+            maximum=2**31 - 1,
+        )
+        noise = gr.Slider(
+            0, 10, value=2, step=0.5, label="Keypoint noise (pixels, std)", info="Gaussian noise on the 2D keypoints"
+        )
+        missing = gr.Slider(
+            0,
+            10,
+            value=2,
+            step=1,
+            label="Missing joints (outside the torso)",
+            info="Keypoints dropped, as a detector misses them",
+        )
     with gr.Group(visible=False) as upload_group:
         image = gr.File(label="Image (optional): PNG or JPEG", file_types=list(IMAGE_TYPES), type="filepath")
         keypoints = gr.File(

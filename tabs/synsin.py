@@ -23,6 +23,7 @@ from .widgets import (
     bind,
     config_for,
     gpu_click,
+    preset_numbers,
     preset_radio,
     run_panel,
     stop_button,
@@ -49,6 +50,15 @@ Training: $\mathcal L = \lambda_{1}\lVert\hat I - I\rVert_1 + \lambda_p \mathcal
 + \lambda_f \mathcal L_{FM}$ [1 / 10 / 1 / 10], hinge GAN with a two-scale PatchGAN, Adam $\beta = (0, 0.9)$. The
 perceptual term is VGG-19's when the operator supplies its weights; otherwise image-gradient differences over a
 three-level pyramid stand in (this studio downloads nothing).
+
+**What the studio adds for a CPU budget** (off in the official `full` preset, so official checkpoints still load).
+*RGB skip:* the input's colours are splatted with the features; the decoder sees them (normalised by coverage,
+holes showing the input's own pixel) and predicts a correction, $\hat I = \tilde I_{splat} + \Delta$, so the output
+is sharp from the first step. *Photometric loss:* each source pixel is lifted with its predicted depth, moved into
+the target camera, and the target image is sampled there; $\mathcal L_{ph} = 0.85\,\frac{1-\mathrm{SSIM}}{2} +
+0.15\,\lVert I_s - I_t\langle\pi(R\,\mathbf X_i + \mathbf t)\rangle\rVert_1$ over the pixels that land inside the
+image (and on blurred copies), plus a small edge-aware smoothness of $1/d$ — a dense depth signal without depth
+labels, as in self-supervised monocular depth.
 
 **What we can measure here.** The rooms are rendered, so the true target view and the true depth are known: held-out
 PSNR/SSIM sit beside copying the input and splatting its colours at a constant depth or at the true depth, and the
@@ -108,16 +118,25 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
 
 def _view_controls(ctx: AppContext) -> tuple[list[Any], gr.Button]:
-    source = gr.Radio(["held-out room", "upload"], value="held-out room", label="Input picture")
-    room = gr.Number(0, label="Held-out room (0-999; never seen in training)", precision=0, minimum=0, maximum=999)
+    source = gr.Radio(["held-out room", "upload"], value="held-out room", label="Input picture",
+                      info="A procedural room the model never saw in training, or your own picture")  # fmt: skip
+    room = gr.Number(0, label="Held-out room (0-999; never seen in training)", precision=0, minimum=0, maximum=999,
+                     info="Which held-out room; its true new view is shown beside the prediction")  # fmt: skip
     image = upload_box("Your picture (PNG, JPEG, ...; centre-cropped)", IMAGE_UPLOAD_TYPES, multiple=False)
-    yaw = gr.Slider(-45, 45, value=12, step=1, label="Turn left (+) / right (-), degrees (trained ±20)")
-    pitch = gr.Slider(-30, 30, value=0, step=1, label="Tilt up (+) / down (-), degrees (trained ±10)")
-    right = gr.Slider(-1.5, 1.5, value=0.0, step=0.05, label="Move right (+) / left (-) (trained ±0.6)")
-    forward = gr.Slider(-1.5, 1.5, value=0.3, step=0.05, label="Move forward (+) / back (-) (trained ±0.6)")
-    sweep = gr.Slider(0, 48, value=24, step=1, label="Sweep GIF frames (0 = none)")
+    beyond = "beyond the trained range it is clamped, and the note says so"
+    yaw = gr.Slider(-45, 45, value=12, step=1, label="Turn left (+) / right (-), degrees (trained ±20)",
+                    info=f"The new camera's turn; {beyond}")  # fmt: skip
+    pitch = gr.Slider(-30, 30, value=0, step=1, label="Tilt up (+) / down (-), degrees (trained ±10)",
+                      info=f"The new camera's tilt; {beyond}")  # fmt: skip
+    right = gr.Slider(-1.5, 1.5, value=0.0, step=0.05, label="Move right (+) / left (-) (trained ±0.6)",
+                      info=f"Sideways step, in room units; {beyond}")  # fmt: skip
+    forward = gr.Slider(-1.5, 1.5, value=0.3, step=0.05, label="Move forward (+) / back (-) (trained ±0.6)",
+                        info=f"Step into the room; {beyond}")  # fmt: skip
+    sweep = gr.Slider(0, 48, value=24, step=1, label="Sweep GIF frames (0 = none)",
+                      info="A GIF that moves from the input camera to the new one")  # fmt: skip
     with gr.Accordion("Model", open=False):
-        checkpoint = gr.Textbox("", label="Checkpoint in --models-dir ('' = the shipped studio model)")
+        checkpoint = gr.Textbox("", label="Checkpoint in --models-dir ('' = the shipped studio model)",
+                                info="A file name the operator put in --models-dir, e.g. synsin.pth")  # fmt: skip
         checkpoint_file = upload_box("Or upload a checkpoint (.pt / .pth; loaded weights-only)", CHECKPOINT_TYPES,
                                      multiple=False)  # fmt: skip
     preset = preset_radio(ctx, "Preset (tiny: 3 sweep frames, for tests)")
@@ -215,8 +234,10 @@ def _train_section(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             preset = preset_radio(ctx, "Preset (tiny: seconds; quick: a few minutes on a CPU; full: the official)")
-            steps = gr.Number(None, label="Steps (blank = the preset's)", precision=0, minimum=1)
-            budget = gr.Number(0, label="Wall-time budget, seconds (0 = none)", minimum=0)
+            steps = preset_numbers(ctx, preset, synsin_train.Config, {"steps": "Steps"}, integers=("steps",),
+                                   limits={"steps": (1, None)})["steps"]  # fmt: skip
+            budget = gr.Number(0, label="Wall-time budget, seconds (0 = none)", minimum=0,
+                               info="Training stops after this long, then evaluates and saves")  # fmt: skip
             with gr.Row():
                 button = gr.Button("Train", variant="primary", elem_id="synsin-train-run")
                 stop_button(ctx, "synsin_train")

@@ -86,6 +86,18 @@ def viewer_file(ctx: AppContext, request: gr.Request | None, path: str | Path) -
     return str(dest)
 
 
+def turned_in_place(path: str | Path) -> str:
+    """A viewer-only GLB (such as a live preview's, made afresh for the viewer) turned to the three-quarter view where
+    it lies; returns its path as text. Other files are left as they are."""
+    target = Path(path)
+    if target.suffix.lower() == ".glb":
+        try:
+            target.write_bytes(turned_glb(target.read_bytes(), *THREE_QUARTER_DEG))
+        except ValueError:
+            pass
+    return str(target)
+
+
 def show_in_viewer(event: Any, state: gr.State, viewer: gr.Model3D, keep_when_empty: bool = False) -> Any:
     """Chains the hand-over of a viewer file from `state` to `viewer` after `event` (see `viewer_file`).
 

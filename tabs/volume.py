@@ -22,6 +22,7 @@ from .multiview_data import (
     data_preview_section,
     filled,
     given,
+    large_orbit,
     object_examples,
     wire_preview,
 )
@@ -103,7 +104,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 stop_button(ctx, "volume")
             object_examples(inputs, "volume-examples")
         with gr.Column(scale=2, min_width=400):
-            panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300)
+            panel = run_panel(preview_label="Held-out view: target | render | error", preview_height=300, stacked=True)
             with gr.Row():
                 video = gr.Video(label="Orbit video", interactive=False, height=300, visible=False)
                 show_when_filled(video)
@@ -159,7 +160,7 @@ def train(
     values.update(filled((("grid_size", grid_size, int), ("steps", steps, int), ("lr", learning_rate, float))))
     if given(rays_per_view):
         values["rays_per_image"] = max(0, int(rays_per_view))  # -1 (or any negative): every pixel
-    cfg = checked(volume.check_config, config_for(ctx, volume.Config, preset, **values))
+    cfg = large_orbit(checked(volume.check_config, config_for(ctx, volume.Config, preset, **values)))
 
     def on_done(done: Done) -> dict[Any, Any]:
         glb = done.files.get("mesh_glb")

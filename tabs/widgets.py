@@ -25,6 +25,7 @@ from .context import AppContext
 from .headline import TABLE_HEADERS, card_html, metrics_rows
 
 # The Model3D viewer lives in viewer.py; tabs import it from here with the other shared pieces.
+from .viewer import HIDE_WHEN_EMPTY
 from .viewer import model3d as model3d
 from .viewer import refresh_on_select as refresh_on_select
 from .viewer import show_in_viewer as show_in_viewer
@@ -46,9 +47,13 @@ MESH_WITH_TEXTURE_TYPES = MESH_TYPES + IMAGE_TYPES
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def preset_radio(ctx: AppContext, label: str = "Preset (full = the book's)") -> gr.Radio:
+PRESET_INFO = "tiny: seconds (tests) · quick: about a minute on a CPU · full: the book's settings. The boxes follow it."
+"""The help every preset radio shows."""
+
+
+def preset_radio(ctx: AppContext, label: str = "Preset (full = the book's)", info: str = PRESET_INFO) -> gr.Radio:
     """tiny / quick / full, defaulting to this device's preset (full on a GPU, quick on a CPU)."""
-    return gr.Radio(list(PRESETS), value=default_preset(ctx.device), label=label)
+    return gr.Radio(list(PRESETS), value=default_preset(ctx.device), label=label, info=info)
 
 
 class OneOrMoreFiles(ListFiles):
@@ -269,15 +274,15 @@ def shown_file(path: str | Path | None) -> str | None:
 
 
 def show_when_filled(*components: Any) -> None:
-    """Each component is shown when it gets a value and hidden when cleared, by its own change event (outside the
-    API: an endpoint's outputs stay plain values, which gradio_client callers read as they are)."""
+    """Each output (picture, plot, video, read-only files) is hidden while it shows Gradio's empty placeholder and
+    shown once it has a value: the app's CSS does it (`HIDE_WHEN_EMPTY`), so the component stays mounted (one that an
+    update makes visible together with its value can come up empty in Gradio 6.31) and the API is untouched.
+    Call it inside the Blocks context, before the app's config is made."""
     for component in components:
-        component.change(filled_visibility, component, component, api_name=False, queue=False, show_progress="hidden")
-
-
-def filled_visibility(value: Any) -> Any:
-    """Visible when `value` holds something (a picture, a figure, files), hidden when it is empty."""
-    return gr.update(visible=value is not None and not (isinstance(value, (list, tuple, str)) and not value))
+        component.visible = True
+        classes = component.elem_classes
+        classes = [classes] if isinstance(classes, str) else list(classes or [])
+        component.elem_classes = classes if HIDE_WHEN_EMPTY in classes else [*classes, HIDE_WHEN_EMPTY]
 
 
 @dataclass
@@ -308,7 +313,7 @@ class RunPanel:
 
     @property
     def hidden_until_filled(self) -> list[Any]:
-        """The panels that stay hidden while they are empty (shown by their change event, see `show_when_filled`)."""
+        """The panels that stay hidden while they are empty (see `show_when_filled`)."""
         return [c for c in (self.preview, self.curves, self.files) if c is not None]
 
 
@@ -330,10 +335,16 @@ def format_seconds(s: float) -> str:
 
 
 def run_panel(
-    *, preview: bool = True, curves: bool = True, preview_label: str = "Live preview", preview_height: int = 360
+    *,
+    preview: bool = True,
+    curves: bool = True,
+    preview_label: str = "Live preview",
+    preview_height: int = 360,
+    stacked: bool = False,
 ) -> RunPanel:
     """Lays out a run's results, results first: the progress bar, the headline card, the picture and curves, the
-    metrics table, the downloads, and the raw JSON in a closed accordion. Empty parts stay hidden."""
+    metrics table, the downloads, and the raw JSON in a closed accordion. Empty parts stay hidden. `stacked` gives
+    the picture a row of its own (for wide strips such as target | render | error) with the curves below it."""
     status = gr.HTML(progress_html(0, 0, "Ready.", None, "idle"), elem_classes=["studio-status"], label="Progress")
     headline = gr.HTML("", visible=False, elem_classes=["studio-card"], label="Result")
     with gr.Row(equal_height=False):
@@ -343,18 +354,20 @@ def run_panel(
                 type="numpy",
                 interactive=False,
                 height=preview_height,
-                visible=False,
                 elem_classes=["studio-picture"],
             )
             if preview
             else None
         )
-        plot = gr.Plot(label="Loss and metric curves", visible=False) if curves else None
+        plot = gr.Plot(label="Loss and metric curves") if curves and not stacked else None
+    if curves and stacked:
+        with gr.Row(equal_height=False):
+            plot = gr.Plot(label="Loss and metric curves")
     with gr.Row(equal_height=False):
         table = gr.Dataframe(
             headers=TABLE_HEADERS, label="Final metrics", interactive=False, visible=False, wrap=True, max_height=320
         )
-        files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False, height=320)
+        files = gr.File(label="Downloads", file_count="multiple", interactive=False, height=320)
     with gr.Accordion("Raw metrics (JSON)", open=False, visible=False) as raw:
         metrics = gr.JSON(label="Final metrics (JSON)")
     card = gr.State(None)

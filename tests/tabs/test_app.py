@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,27 @@ def test_build_without_launch(tmp_path):
     labels = {c.get("props", {}).get("label") for c in demo.config["components"]}
     for _, title in tabs.TABS:
         assert title in labels
+    assert not controls_without_help(demo), "every control explains itself (info=)"
+    assert not preset_placeholders(demo), "boxes show the preset's real value, never a 0 that stands for it"
+
+
+CONTROLS = ("number", "slider", "radio", "dropdown", "checkbox", "checkboxgroup", "textbox", "colorpicker")
+
+
+def controls_without_help(demo) -> list[str]:
+    """The labels of the settable controls that have no `info=` help under them."""
+    return [
+        f"{c['type']}: {c['props'].get('label')}"
+        for c in demo.config["components"]
+        if c["type"] in CONTROLS and c["props"].get("interactive") is not False and not c["props"].get("info")
+    ]
+
+
+def preset_placeholders(demo) -> list[str]:
+    """Labels or help that say a 0 or an empty box stands for the preset's value."""
+    pattern = re.compile(r"\b(0|empty|blank)\b\W{0,3}(means|=|:)?\s*the (preset|target)'s", re.IGNORECASE)
+    texts = [f"{c['props'].get('label')} | {c['props'].get('info')}" for c in demo.config["components"]]
+    return [t for t in texts if pattern.search(t)]
 
 
 def test_parse_args_defaults():

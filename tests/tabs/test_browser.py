@@ -1,6 +1,8 @@
-"""The page in a real headless Chromium (Debian's), driven by Playwright: the start-here cards and each tab's first
-example run and show a headline card (number and unit) beside a picture of 256 px or more; every tab at 1400 and
-800 px (screenshots for the README's tour); an upload; the Model3D canvases draw."""
+"""The page in a real headless Chromium (Debian's), driven by Playwright, in one page as a visitor would use it: Health
+in its closed accordion; an upload reaches the 3D viewer; every preset on tiny; each start-here card and each other
+tab's first example runs and shows a headline card (number and unit) beside a picture of 256 px or more; a past run
+reopens in the Runs tab; then every tab, with its results, at 1400 and 800 px (no tab behind an overflow menu, no raw
+JSON open, Stop idle, a screenshot of each for the README's tour)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ HEADLINE = re.compile(r"\d(\.\d+)?\s*(dB|mm|px|m|s|%|frames/s)\b|\d°")
 """A number with its unit, as the headline card shows it."""
 MIN_PICTURE_PX = 256
 WIDTHS = (1400, 800)
+TOUR_MAX_HEIGHT = 2400
+"""The tour's screenshots show the top of each page (results come first)."""
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +58,15 @@ def page(browser, app_server):
     pg.wait_for_selector("#tab-about", state="attached")
     yield pg
     pg.close()
+
+
+def test_health_is_in_a_closed_accordion(page):
+    open_tab(page, "about")
+    assert not page.locator("#health-table").is_visible()
+    page.get_by_text("Health: device, versions", exact=False).first.click()
+    page.locator("#health-table").wait_for(state="visible")
+    assert "load and run" in page.locator("#health-table").inner_text()
+    page.get_by_text("Health: device, versions", exact=False).first.click()  # closed again, as a visitor finds it
 
 
 def open_tab(page, key: str) -> None:
@@ -196,55 +209,57 @@ def test_first_example_runs(tiny_page, artifacts_dir, key):
         assert _canvas_shows_mesh(page, viewers[key], shot) > 0.02, f"{key}: the viewer shows no mesh"
 
 
+def test_a_past_run_reopens_in_the_runs_tab(tiny_page):
+    """After the runs above: the Runs tab lists them with thumbnails; clicking one reopens its pictures."""
+    page = tiny_page
+    open_tab(page, "runs")
+    thumbs = page.locator("#runs-history .thumbnail-item")
+    thumbs.first.wait_for(state="visible", timeout=30_000)
+    thumbs.first.click()
+    page.locator("#runs-pictures img").first.wait_for(state="visible", timeout=30_000)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-def test_tour_every_tab(browser, app_server, artifacts_dir, width):
-    """Every tab at `width` px: no tab hidden behind an overflow menu, plots and viewers with a size, no raw JSON
-    panel open, a screenshot."""
-    url, _ = app_server
-    pg = browser.new_page(viewport={"width": width, "height": 1000})
-    pg.set_default_timeout(60_000)
-    pg.goto(url)
-    pg.wait_for_selector("#tab-about", state="attached")
-    assert pg.locator(".overflow-menu").count() == 0 or not pg.locator(".overflow-menu").first.is_visible()
+def test_tour_every_tab(tiny_page, artifacts_dir, width):
+    """Every tab at `width` px after the runs above: no tab hidden behind an overflow menu, plots and viewers with a
+    size, no raw JSON panel open, Stop idle, a screenshot (the top 2,400 px of the page)."""
+    page = tiny_page
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.wait_for_timeout(500)
+    assert page.locator(".overflow-menu").count() == 0 or not page.locator(".overflow-menu").first.is_visible()
     json_open: list[str] = []
     for key, title in tabs.TABS:
-        button = pg.locator(f"#tab-{key}-button")
+        button = page.locator(f"#tab-{key}-button")
         assert button.is_visible(), f"the {title} tab is hidden at {width} px"
-        button.click()
-        pg.locator(f"#tab-{key}").wait_for(state="visible")
-        pg.wait_for_timeout(600)
-        sizes = pg.evaluate(
+        open_tab(page, key)
+        page.wait_for_timeout(300)
+        sizes = page.evaluate(
             """(key) => [...document.querySelectorAll(`#tab-${key} .js-plotly-plot, #tab-${key} canvas`)]
                 .filter((el) => el.offsetParent !== null)
                 .map((el) => { const r = el.getBoundingClientRect(); return [r.width, r.height]; })""",
             key,
         )
         assert all(w > 0 and h > 0 for w, h in sizes), f"{key} at {width} px: a plot or viewer has no size {sizes}"
-        open_json = pg.evaluate(
+        open_json = page.evaluate(
             """(key) => [...document.querySelectorAll(`#tab-${key} .json-holder`)]
                 .filter((el) => el.offsetParent !== null).length""",
             key,
         )
         if open_json:
             json_open.append(f"{key}: {open_json} raw JSON panel(s) open")
-        idle_stops = pg.evaluate(
+        idle_stops = page.evaluate(
             """(key) => [...document.querySelectorAll(`#tab-${key} .studio-stop`)]
                 .filter((el) => el.offsetParent !== null)
                 .map((el) => getComputedStyle(el).pointerEvents)""",
             key,
         )
         assert all(p == "none" for p in idle_stops), f"{key}: a Stop button takes clicks with no run going"
-        pg.screenshot(path=str(artifacts_dir / f"tour-{key}-{width}.png"))
-    pg.close()
+        page.evaluate("window.scrollTo(0, 0)")
+        height = min(TOUR_MAX_HEIGHT, page.evaluate("document.documentElement.scrollHeight"))
+        clip = {"x": 0, "y": 0, "width": width, "height": height}
+        page.screenshot(path=str(artifacts_dir / f"tour-{key}-{width}.png"), full_page=True, clip=clip)
+    page.set_viewport_size({"width": 1400, "height": 1000})
     assert not json_open, json_open
-
-
-def test_health_is_in_a_closed_accordion(page):
-    open_tab(page, "about")
-    assert not page.locator("#health-table").is_visible()
-    page.get_by_text("Health: device, versions", exact=False).first.click()
-    page.locator("#health-table").wait_for(state="visible")
-    assert "load and run" in page.locator("#health-table").inner_text()
 
 
 def _canvas_shows_mesh(page, selector: str, shot: Path) -> float:

@@ -12,7 +12,15 @@ import pytest
 import trimesh
 
 import app
-from tabs.viewer import HIDE_WHEN_EMPTY, THREE_QUARTER_DEG, model3d, turn_quaternion, turned_glb, viewer_file
+from tabs.viewer import (
+    HIDE_WHEN_EMPTY,
+    THREE_QUARTER_DEG,
+    model3d,
+    turn_quaternion,
+    turned_glb,
+    turned_in_place,
+    viewer_file,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPHERE = ROOT / "assets" / "textured_sphere.glb"
@@ -68,3 +76,12 @@ def test_result_viewers_are_read_only_and_hidden_while_empty():
         viewer = model3d("Result", "result-model3d")
     assert viewer.interactive is False and HIDE_WHEN_EMPTY in viewer.elem_classes
     assert f".{HIDE_WHEN_EMPTY}:has(" in app.CSS
+
+
+def test_turned_in_place_turns_a_preview_glb_and_leaves_other_files(tmp_path):
+    glb = tmp_path / "preview.glb"
+    glb.write_bytes(SPHERE.read_bytes())
+    assert turned_in_place(glb) == str(glb) and glb.read_bytes() == turned_glb(SPHERE.read_bytes(), *THREE_QUARTER_DEG)
+    ply = tmp_path / "points.ply"
+    ply.write_bytes(b"ply\n")
+    assert turned_in_place(ply) == str(ply) and ply.read_bytes() == b"ply\n"
