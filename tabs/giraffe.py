@@ -18,7 +18,18 @@ from pipelines.giraffe import generate as giraffe_generate
 from .context import AppContext
 from .giraffe_train import LESSON, checked_model, fd_section, model_choices, train_section
 from .stream import stream
-from .widgets import LATEX, RunPanel, bind, config_for, gpu_click, preset_radio, run_panel, stop_button, upload_path
+from .widgets import (
+    LATEX,
+    RunPanel,
+    bind,
+    config_for,
+    gpu_click,
+    preset_radio,
+    run_panel,
+    show_when_filled,
+    stop_button,
+    upload_path,
+)
 
 
 @dataclass
@@ -54,10 +65,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             panel = run_panel(preview_label="Edited scene (the still at 'amount')", preview_height=300, curves=False)
             with gr.Row():
                 gif = gr.Image(label="GIF sweep", type="filepath", interactive=False, height=300)
-                samples = gr.Image(label="Random samples", type="filepath", interactive=False, height=300)
-            with gr.Row():
-                strip = gr.Image(label="Sweep frames", type="filepath", interactive=False)
-                background = gr.Image(label="Background alone", type="filepath", interactive=False, height=200)  # fmt: skip
+                background = gr.Image(label="Background alone", type="filepath", interactive=False, height=300)
+            strip = gr.Image(label="Sweep frames", type="filepath", interactive=False, height=180)
+            samples = gr.Image(label="Random samples", type="filepath", interactive=False, height=220)
+            show_when_filled(gif, background, strip, samples)
     gr.Examples(
         [
             ["", None, "move-horizontal", 0, 1, 0.5, 16, 0],

@@ -169,7 +169,8 @@ def single_pose_section(ctx: AppContext, mesh_files: gr.File) -> None:
                 button = gr.Button("Estimate the pose", variant="primary", elem_id="pose-run")
                 stop_button(ctx, "pose")
     panel = run_panel(
-        preview_label="Target | current render | overlay (red = target, cyan = current, white = both)", stacked=True
+        preview_label="Target | soft, hard render | overlay (red: target, cyan: estimate); last: target | start | estimate",
+        stacked=True,
     )
     video = gr.Video(label="The optimisation (MP4)", height=300, interactive=False, visible=False)
     show_when_filled(video)

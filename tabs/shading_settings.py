@@ -223,16 +223,13 @@ def _light_controls(defaults: RenderSettings) -> dict[str, Any]:
             list(LIGHTS),
             value=defaults.light,
             label="Light (point: position; directional: towards the light)",
-            info="Point lights fall off with nothing; a directional light is the same everywhere",
+            info="A point light shines from x, y, z; a directional one along it, the same everywhere",
         )
-        with gr.Row():
-            x = gr.Slider(
-                -6, 6, value=defaults.light_xyz[0], step=0.1, label="x", info="+X points left in PyTorch3D's world"
-            )
-            y = gr.Slider(-6, 6, value=defaults.light_xyz[1], step=0.1, label="y", info="+Y points up")
-            z = gr.Slider(
-                -6, 6, value=defaults.light_xyz[2], step=0.1, label="z", info="+Z points away from the default camera"
-            )
+        x = gr.Slider(
+            -6, 6, value=defaults.light_xyz[0], step=0.1, label="x", info="+X points left in PyTorch3D's world"
+        )
+        y = gr.Slider(-6, 6, value=defaults.light_xyz[1], step=0.1, label="y", info="+Y points up")
+        z = gr.Slider(-6, 6, value=defaults.light_xyz[2], step=0.1, label="z", info="+Z points away from the camera")
         with gr.Row():
             ambient = gr.ColorPicker(
                 color_hex(defaults.light_ambient), label="Ambient L_a", info="Light that reaches every point equally"

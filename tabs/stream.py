@@ -32,6 +32,8 @@ class _Folded:
     message: str = "starting"
     history: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     pending: Updates = field(default_factory=dict)
+    picture: Any = None
+    """The latest preview image: the run's last message carries it again, so an API caller always gets it."""
 
     def progress(self, event: Progress) -> None:
         self.step, self.total, self.message = event.step, event.total, event.message or self.message
@@ -42,7 +44,7 @@ class _Folded:
 
     def preview(self, event: Preview, panel: RunPanel, on_preview: Callable[[Preview], Updates] | None) -> None:
         if panel.preview is not None and event.image is not None:
-            self.pending[panel.preview] = event.image
+            self.pending[panel.preview] = self.picture = event.image
         if event.caption:
             self.message = event.caption
         if on_preview is not None:
@@ -72,6 +74,8 @@ def _done_updates(
         updates[panel.card] = {"run_id": run.id, "pipeline": run.name, "elapsed_s": elapsed}
     if panel.curves is not None and folded.history:
         updates[panel.curves] = curves_figure(folded.history)
+    if panel.preview is not None and folded.picture is not None:
+        updates[panel.preview] = folded.picture
     updates.update(folded.pending)
     if on_done is not None:
         updates.update(on_done(event))

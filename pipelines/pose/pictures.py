@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pipelines.core.events import to_uint8
-from pipelines.pose.scene import Target
+from pipelines.pose.scene import Scene, Target
 from pipelines.render.images import save_gif, save_mp4
 
 VIDEO_FORMATS = ("gif", "mp4")
@@ -45,6 +45,35 @@ def panel(
         left, middle = to_uint8(mask), to_uint8(alpha)
     shown = [left, middle] + ([] if hard is None else [to_uint8(hard)]) + [overlay(mask, alpha)]
     return np.concatenate([_resize(t, tile) for t in shown], axis=1)
+
+
+FINAL_PX = 256
+"""Side of each tile of the final picture, rendered at this size (the fit itself runs at smaller sizes)."""
+
+
+def final_views(
+    scene: Scene,
+    target: Target,
+    start: torch.Tensor,
+    truth: torch.Tensor | None,
+    estimate: torch.Tensor,
+    size: int = FINAL_PX,
+) -> np.ndarray:
+    """[target | the mesh from the start camera | from the estimated camera | overlay of the target's and the
+    estimate's masks], each rendered at `size` px by the hard Phong shader: the target is the true pose's render when
+    it is known, else the uploaded picture (resized). Camera centres are (3,). uint8 (size, 4·size, 3)."""
+    background = torch.tensor(scene.background, device=scene.device)
+    with torch.no_grad():
+        began, ended = (scene.hard_phong(c.reshape(1, 3).to(scene.device), size) for c in (start, estimate))
+        if truth is not None:
+            seen = scene.hard_phong(truth.reshape(1, 3).to(scene.device), size)
+            left, mask = to_uint8(seen), ((seen - background).abs().amax(-1) > 1e-4).float()
+        else:
+            largest = max(target.masks)
+            left = _resize(to_uint8(target.rgbs.get(largest, target.masks[largest])), size)
+            mask = torch.from_numpy(_resize(to_uint8(target.masks[largest]), size)[..., 0]).float() / 255
+        alpha = ((ended - background).abs().amax(-1) > 1e-4).float()
+    return np.concatenate([left, to_uint8(began), to_uint8(ended), overlay(mask, alpha)], axis=1)
 
 
 def write_videos(

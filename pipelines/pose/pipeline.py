@@ -27,11 +27,12 @@ from pipelines.core.headline import Headline
 from pipelines.pose.camera_math import pose_dict, pose_errors, spherical_to_position, turn
 from pipelines.pose.fit import FitOptions, FitStep, fit_camera
 from pipelines.pose.meshes import load_mesh
-from pipelines.pose.pictures import panel, write_videos
+from pipelines.pose.pictures import FINAL_PX, final_views, panel, write_videos
 from pipelines.pose.scene import Scene, Target
 from pipelines.pose.settings import PoseOptimSettings, fit_options, validate_optim
 from pipelines.pose.targets import image_target, read_image_and_mask, render_target
 from pipelines.render.book_figures import BookFigure
+from pipelines.render.images import save_png
 
 HEADLINE = (Headline("error_deg", "Pose error", "°", "start_error_deg"), Headline("final_iou", "Silhouette IoU"))
 """The result card's numbers: the pose error against the truth (from the start pose's), and the final IoU."""
@@ -296,4 +297,8 @@ def run(cfg: Config) -> Iterator[Event]:
     history: list[dict[str, float]] = []
     fit = yield from optimise(cfg, scene, problem, opts, frames, history)
     elapsed = time.perf_counter() - t_start
-    yield write_results(cfg, out_dir, problem, fit, frames, history, warnings, elapsed)
+    final = final_views(scene, problem.target, problem.start, problem.truth, fit.position)  # whatever the fit's size
+    yield Preview(fit.step, image=final, caption=f"target | start | estimate | overlay, rendered at {FINAL_PX} px")
+    done = write_results(cfg, out_dir, problem, fit, frames, history, warnings, elapsed)
+    done.files["final_views"] = save_png(torch.from_numpy(final).float() / 255, out_dir / "final_views.png")
+    yield done
