@@ -36,6 +36,7 @@ def test_tiny_preset_reconstructs_the_held_out_views(tiny_run):
     curve = [p for _, p in done.info["psnr_history"]]
     assert curve[-1] > curve[0] and len(curve) >= 2
     assert any(isinstance(e, Preview) and e.image is not None for e in events)
+    assert done.info["trilinear_weights"]["bytes"] > 0, "whole-view steps train through the precomputed maps"
 
 
 def test_marching_cubes_mesh_is_near_the_object(tiny_run):
