@@ -53,8 +53,8 @@ three-level pyramid stand in (this studio downloads nothing).
 
 **What the studio adds for a CPU budget** (off in the official `full` preset, so official checkpoints still load).
 *RGB skip:* the input's colours are splatted with the features; the decoder sees them (normalised by coverage,
-holes showing the input's own pixel) and predicts a correction, $\hat I = \tilde I_{splat} + \Delta$, so the output
-is sharp from the first step. *Photometric loss:* each source pixel is lifted with its predicted depth, moved into
+holes showing the input's own pixel) and predicts a correction, $\hat I = \tilde I_{splat} + g\,\Delta$ with a
+learnt gain $g$ that starts at 0, so the output is sharp from the first step. *Photometric loss:* each source pixel is lifted with its predicted depth, moved into
 the target camera, and the target image is sampled there; $\mathcal L_{ph} = 0.85\,\frac{1-\mathrm{SSIM}}{2} +
 0.15\,\lVert I_s - I_t\langle\pi(R\,\mathbf X_i + \mathbf t)\rangle\rVert_1$ over the pixels that land inside the
 image (and on blurred copies), plus a small edge-aware smoothness of $1/d$ — a dense depth signal without depth

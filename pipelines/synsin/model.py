@@ -119,6 +119,10 @@ class SynSin(nn.Module):
         self.pts_regressor = DepthUNet(spec.unet_filters, spec.unet_levels, spectral)
         self.pts_transformer = PointsTransformer(spec.feature_dim)
         self.projector = RefineDecoder(spec.net, spectral)
+        if spec.rgb_skip:
+            # The decoder's correction enters through a gain that starts at 0 (as ReZero does): an untrained decoder
+            # only adds noise (measured: -1.3 dB after 200 steps), so the model starts as the splatted input.
+            self.refine_gain = nn.Parameter(torch.zeros(1))
 
     def depth(self, image01: torch.Tensor) -> torch.Tensor:
         """Depth (B, 1, S, S) of each pixel: a sigmoid into [min_z, max_z], or the official inverse-depth map."""
@@ -150,7 +154,7 @@ class SynSin(nn.Module):
         rgb = projected[:, -3:] / coverage.clamp(min=1e-4)
         base = torch.where(coverage < HOLE_COVERAGE, feats[:, -3:].reshape(-1, 3, s, s), rgb).clamp(-1, 1)
         correction = self.projector(torch.cat([projected[:, :-3], base, coverage], dim=1))
-        return (base + correction) * 0.5 + 0.5, projected, coverage
+        return (base + self.refine_gain * correction) * 0.5 + 0.5, projected, coverage
 
     def forward(self, image01: torch.Tensor, r_rel: torch.Tensor, t_rel: torch.Tensor) -> Synthesis:
         feats, depth, points = self.encode(image01)

@@ -1,5 +1,6 @@
 """The studio's auxiliary parts of SynSin: the photometric warp loss (near zero with the true depth, larger with a
-wrong one), the RGB skip (identity pose gives back the input before refinement) and the depth initialisation."""
+wrong one), the RGB skip (identity pose gives back the input; the correction starts switched off) and the depth
+initialisation."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def test_photometric_loss_is_small_with_the_true_depth_and_larger_with_a_wrong_o
     constant = loss(torch.full_like(pairs.src_depth, float(pairs.src_depth.median())))
     assert true < 0.09, true
     assert constant > 2 * true and loss(pairs.src_depth * 1.5) > 2 * true and loss(pairs.src_depth * 0.7) > 2 * true
+    blurred = float(losses.photometric_loss(pairs.src, pairs.tgt, pairs.src_depth, pairs.r_rel, pairs.t_rel, tan,
+                                            blurs=train.PHOTO_BLURS))  # fmt: skip
+    assert blurred < 0.09 and blurred < 0.5 * float(
+        losses.photometric_loss(
+            pairs.src, pairs.tgt, pairs.src_depth * 1.5, pairs.r_rel, pairs.t_rel, tan, blurs=train.PHOTO_BLURS
+        )  # fmt: skip
+    )
     warped, valid = losses.warp_target(pairs.tgt, pairs.src_depth, pairs.r_rel, pairs.t_rel, tan)
     assert warped.shape == pairs.src.shape and 0.3 < float(valid.mean()) <= 1.0
 
@@ -52,6 +60,7 @@ def test_rgb_skip_identity_pose_returns_the_input_before_refinement():
     out, projected, coverage = model.render(feats, points, torch.eye(3).expand(2, 3, 3), torch.zeros(2, 3))
     rgb = projected[:, -3:] / coverage.clamp(min=1e-4)
     assert torch.allclose(rgb * 0.5 + 0.5, image, atol=1e-4) and out.shape == image.shape
+    assert torch.allclose(out, image, atol=1e-4)  # the correction's gain starts at 0: the splatted input itself
     assert model.projector.eblocks[0].ch_a[2].weight_orig.shape[1] == spec.feature_dim + 4
 
 
