@@ -40,6 +40,8 @@ CSS = """
 .studio-hide-empty:has(> [aria-label="Empty value"]) { display: none !important; }
 """
 
+REFLOW_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 60); }"
+"""Browser code run when a tab is opened: a resize event, so plots drawn at another window width fit again."""
 QUEUE_MAX_SIZE = 32
 DEFAULT_QUOTA_MB = 2048.0
 """Disk a visitor's run folders may take before their next run is refused (--quota-mb)."""
@@ -60,6 +62,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     tabs.load(key).build(ctx, tab)
                     book.section(ctx, key)  # "Reproduce the book's figure", from the tab's pipelines' FIGURES
+                # Plotly resizes its plots on a window resize, but not those in a hidden tab: reflow on select
+                tab.select(None, None, None, js=REFLOW_JS, api_name=False, queue=False)
 
         def _end_session(request: gr.Request) -> None:
             ctx.end_session(getattr(request, "session_hash", None))

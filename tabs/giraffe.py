@@ -56,12 +56,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     ):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             inputs = _generate_inputs(ctx)
             with gr.Row():
                 button = gr.Button("Generate", variant="primary", elem_id="giraffe-run")
                 stop_button(ctx, "giraffe")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Edited scene (the still at 'amount')", preview_height=300, curves=False)
             with gr.Row():
                 gif = gr.Image(label="GIF sweep", type="filepath", interactive=False, height=300)

@@ -95,7 +95,7 @@ def train_section(ctx: AppContext) -> None:
     """Train from scratch (or resume): settings and Train on the left, the live sample grid and losses on the right."""
     gr.Markdown("### Train GIRAFFE on the procedural scenes")
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             preset = preset_radio(ctx, "Preset (full = the official 64 px networks)")
             boxes = preset_numbers(
                 ctx, preset, giraffe_train.Config,
@@ -108,7 +108,7 @@ def train_section(ctx: AppContext) -> None:
             with gr.Row():
                 button = gr.Button("Train", variant="primary", elem_id="giraffe-train-run")
                 stop_button(ctx, "giraffe_train")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="EMA generator samples", preview_height=300)
             checkpoint = gr.File(label="Checkpoint (use it above, or resume)", interactive=False, visible=False)
     ui = TrainUI(panel, checkpoint)
@@ -151,7 +151,7 @@ def fd_section(ctx: AppContext, model: gr.Dropdown, upload: gr.File) -> None:
     """The Fréchet distance of the model chosen above against fresh procedural scenes."""
     gr.Markdown("### Fréchet distance (of the model chosen above)")
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             preset = preset_radio(ctx, "Preset (tiny 16 images, quick 1k, full 20k as in the paper)")
             n_samples = preset_numbers(
                 ctx, preset, giraffe_fid.Config, {"n_samples": "Images per set"}, integers=("n_samples",),
@@ -160,7 +160,7 @@ def fd_section(ctx: AppContext, model: gr.Dropdown, upload: gr.File) -> None:
             with gr.Row():
                 button = gr.Button("Compute FD", variant="primary", elem_id="giraffe-fid-run")
                 stop_button(ctx, "giraffe_fid")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Generated samples", preview_height=260, curves=False)
             note = gr.Markdown("", label="What the number is")
     gpu_click(button, bind(fd, ctx=ctx, panel=panel, note=note), [model, upload, n_samples, preset], [*panel.outputs, note], "giraffe_fid")  # fmt: skip

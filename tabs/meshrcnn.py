@@ -100,7 +100,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: voxels, cubify, graph-convolution refinement, the ShapeNet protocol", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=400):
             mode = gr.Radio(
                 MODES,
                 value="shapenet",
@@ -137,7 +137,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 ctx, label="Preset (the held-out metrics: tiny 1k points per mesh, else the protocol's 10k)"
             )
             button = gr.Button("Reconstruct", variant="primary", elem_id="meshrcnn-run")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Refined mesh rendered over the image", preview_height=300, curves=False)
             message = gr.Markdown("", label="What the model found")
     with gr.Row():

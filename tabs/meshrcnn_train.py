@@ -28,12 +28,12 @@ def train_section(ctx: AppContext) -> None:
     gr.Markdown("### Train from scratch on procedural objects")
     gr.Markdown(PAPER_CONTEXT)
     with gr.Row():
-        with gr.Column(scale=1, min_width=280):
+        with gr.Column(scale=1, min_width=400):
             preset = preset_radio(ctx)
             with gr.Row():
                 button = gr.Button("Train", variant="primary", elem_id="meshrcnn-train-run")
                 stop_button(ctx, "meshrcnn")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(
                 preview_label="Held-out: image | voxels | cubified | refined over the image", preview_height=320
             )
@@ -79,12 +79,12 @@ def detect_train_section(ctx: AppContext) -> None:
         "command is in assets/meshrcnn/MODEL_CARD.md."
     )
     with gr.Row():
-        with gr.Column(scale=1, min_width=280):
+        with gr.Column(scale=1, min_width=400):
             preset = preset_radio(ctx)
             with gr.Row():
                 button = gr.Button("Train detector", variant="primary", elem_id="meshrcnn-detect-train-run")
                 stop_button(ctx, "meshrcnn_detect")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Held-out scenes: truth | detections", preview_height=320)
     gpu_click(button, bind(detect_train, ctx=ctx, panel=panel), [preset], panel.outputs, "meshrcnn_detect_train")
 

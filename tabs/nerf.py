@@ -159,14 +159,14 @@ def _render_section(ctx: AppContext) -> gr.File:
     box (filled in after training, or an upload)."""
     gr.Markdown("### Orbit the trained field")
     with gr.Row():
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=400):
             checkpoint = gr.File(label="Checkpoint (.pt; filled in after training, or upload one)", file_types=[".pt"])
             azimuth_deg = gr.Slider(-180, 180, value=30, step=1, label="Orbit: azimuth (°)", info="Release to render")
             elevation_deg = gr.Slider(-60, 60, value=15, step=1, label="Elevation (°)", info="Release to render")
             camera_distance = gr.Slider(1.5, 6.0, value=2.7, step=0.1, label="Distance", info="Release to render")
             image_size = gr.Number(256, label="Image size (px)", precision=0, info="0: the size it was trained at")
             render_button = gr.Button("Render", size="sm")
-        with gr.Column(scale=2, min_width=300):
+        with gr.Column(scale=2, min_width=400):
             rendered = gr.Image(label="Rendered view", interactive=False, height=320)
     inputs = [checkpoint, azimuth_deg, elevation_deg, camera_distance, image_size]
     gpu_click(render_button, bind(render, ctx=ctx), inputs, rendered, api_name="nerf_render")

@@ -100,9 +100,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Accordion("Lesson: SynSin, point splatting, what is measured", open=False):
         gr.Markdown(LESSON, latex_delimiters=LATEX)
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             inputs, button = _view_controls(ctx)
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             ui = _view_outputs()
     gr.Examples(
         examples=[["held-out room", 0, 12, 0, 0.0, 0.3], ["held-out room", 3, -15, 5, 0.3, 0.0],
@@ -232,7 +232,7 @@ class TrainUI:
 
 def _train_section(ctx: AppContext) -> None:
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=400):
             preset = preset_radio(ctx, "Preset (tiny: seconds; quick: a few minutes on a CPU; full: the official)")
             steps = preset_numbers(ctx, preset, synsin_train.Config, {"steps": "Steps"}, integers=("steps",),
                                    limits={"steps": (1, None)})["steps"]  # fmt: skip
@@ -241,7 +241,7 @@ def _train_section(ctx: AppContext) -> None:
             with gr.Row():
                 button = gr.Button("Train", variant="primary", elem_id="synsin-train-run")
                 stop_button(ctx, "synsin_train")
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=2, min_width=400):
             panel = run_panel(preview_label="Held-out: source | target | SynSin | splats | depth (pred, true)")
             comparison = gr.Dataframe(headers=["method", "PSNR dB", "SSIM", "LPIPS"], label="Held-out pairs",
                                       interactive=False)  # fmt: skip

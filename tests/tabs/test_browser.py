@@ -34,6 +34,7 @@ HEADLINE = re.compile(r"\d(\.\d+)?\s*(dB|mm|px|m|s|%|frames/s)\b|\d°")
 MIN_PICTURE_PX = 256
 WIDTHS = (1400, 800)
 TOUR_MAX_HEIGHT = 2400
+VIEWER_LOAD_MS = 1200
 """The tour's screenshots show the top of each page (results come first)."""
 
 
@@ -233,6 +234,8 @@ def test_tour_every_tab(tiny_page, artifacts_dir, width):
         assert button.is_visible(), f"the {title} tab is hidden at {width} px"
         open_tab(page, key)
         page.wait_for_timeout(300)
+        if page.locator(f"#tab-{key} canvas").count():
+            page.wait_for_timeout(VIEWER_LOAD_MS)  # a 3D viewer reloads its mesh when its tab is opened
         sizes = page.evaluate(
             """(key) => [...document.querySelectorAll(`#tab-${key} .js-plotly-plot, #tab-${key} canvas`)]
                 .filter((el) => el.offsetParent !== null)
