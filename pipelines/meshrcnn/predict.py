@@ -55,7 +55,9 @@ def health_notes(models_dir: Path | None) -> dict[str, str]:
     if official is not None:
         return {"meshrcnn_weights": f"official checkpoint available ({official.name}); the studio model is the default"}
     shipped = "studio checkpoint" if SHIPPED.is_file() else "no shipped checkpoint (train one in the tab)"
-    return {"meshrcnn_weights": shipped}
+    found = scene_mode.SHIPPED_DETECTOR.is_file()
+    detector = "studio Mask R-CNN" if found else "none shipped (detection mode uses the renderer's true boxes only)"
+    return {"meshrcnn_weights": shipped, "meshrcnn_detector": detector}
 
 
 MODES = ("shapenet", "detection")
