@@ -210,14 +210,16 @@ def test_first_example_runs(tiny_page, artifacts_dir, key):
         assert _canvas_shows_mesh(page, viewers[key], shot) > 0.02, f"{key}: the viewer shows no mesh"
 
 
-def test_a_past_run_reopens_in_the_runs_tab(tiny_page):
-    """After the runs above: the Runs tab lists them with thumbnails; clicking one reopens its pictures."""
+def test_a_past_run_reopens_in_the_runs_tab(tiny_page, artifacts_dir):
+    """After the runs above: the Runs tab lists them with thumbnails; clicking the latest (Volume's) reopens its
+    pictures and its mesh in the viewer."""
     page = tiny_page
     open_tab(page, "runs")
     thumbs = page.locator("#runs-history .thumbnail-item")
     thumbs.first.wait_for(state="visible", timeout=30_000)
     thumbs.first.click()
     page.locator("#runs-pictures img").first.wait_for(state="visible", timeout=30_000)
+    assert _canvas_shows_mesh(page, "#runs-mesh", artifacts_dir / "runs-mesh.png") > 0.02, "the run's mesh is not drawn"
 
 
 @pytest.mark.parametrize("width", WIDTHS)
