@@ -245,6 +245,13 @@ def test_tour_every_tab(tiny_page, artifacts_dir, width):
             key,
         )
         assert all(w > 0 and h > 0 for w, h in sizes), f"{key} at {width} px: a plot or viewer has no size {sizes}"
+        if width < 1000:  # narrow: the columns stack, so every progress bar spans the page
+            bars = page.evaluate(
+                """(key) => [...document.querySelectorAll(`#tab-${key} .studio-progress`)]
+                    .filter((el) => el.offsetParent !== null).map((el) => el.getBoundingClientRect().width)""",
+                key,
+            )
+            assert all(w >= 0.7 * width for w in bars), f"{key} at {width} px: columns side by side {bars}"
         open_json = page.evaluate(
             """(key) => [...document.querySelectorAll(`#tab-${key} .json-holder`)]
                 .filter((el) => el.offsetParent !== null).length""",
