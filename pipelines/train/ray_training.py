@@ -173,6 +173,15 @@ class Session:
             self.panel_rows.append(torch.cat([images[0], grey[0], self.data.images[j], grey[1]], 1).cpu())
         return images, float(sum(scores) / len(scores))
 
+    def heldout_large(self, render_fn: RenderFn, min_side: int = 256):
+        """The held-out views rendered at the smallest multiple of the training size that is at least `min_side`
+        pixels, for pictures a person can judge (a generator returning (N, H, W, 3); None at scale 1)."""
+        scale = math.ceil(min_side / self.data.image_size)
+        if scale <= 1 or self.out_dir is None:
+            return None
+        self.state["message"] = f"rendering the held-out views at {self.data.image_size * scale} px"
+        return (yield from self.render(render_fn, self.data.cameras(self.data.test_idx), scale=scale))
+
     def orbit_video(self, render_fn: RenderFn) -> Iterator[Progress]:
         """Render the orbit (cfg.orbit_frames views) and write orbit.mp4; returns its path, or None for 0 frames."""
         if self.cfg.orbit_frames <= 0 or self.out_dir is None:

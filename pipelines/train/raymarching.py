@@ -415,6 +415,15 @@ def side_by_side(target: torch.Tensor, pred: torch.Tensor, min_side: int = 192) 
     return to_uint8(upscale(row, min_side))
 
 
+def large_row(target: torch.Tensor, pred: torch.Tensor, pred_large: torch.Tensor) -> np.ndarray:
+    """uint8 row at `pred_large`'s size: target (bicubic enlargement) | large render | error of `pred` (x2)."""
+    size = pred_large.shape[:2]
+    smooth = F.interpolate(target.permute(2, 0, 1)[None], size=size, mode="bicubic", align_corners=False)[0]
+    err = upscale(((pred.clamp(0, 1) - target).abs() * 2).clamp(0, 1), size[0])[: size[0], : size[1]]
+    gap = torch.ones(size[0], 4, 3, device=target.device)
+    return to_uint8(torch.cat([smooth.permute(1, 2, 0).clamp(0, 1), gap, pred_large.clamp(0, 1), gap, err], 1))
+
+
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 12) -> Path:
     """An MP4 of uint8 (H, W, 3) frames (`save_mp4`); a GIF next to it if ffmpeg fails."""
 
@@ -442,11 +451,19 @@ def export_mesh(verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor |
     return {"mesh_glb": glb, "mesh_ply": ply}
 
 
-def save_heldout_picture(images: torch.Tensor, data: MultiviewData, path: Path) -> Path:
-    """A PNG with one row per held-out view: target | render | error."""
+def save_heldout_picture(
+    images: torch.Tensor, data: MultiviewData, path: Path, large: torch.Tensor | None = None
+) -> Path:
+    """A PNG with one row per held-out view: target | render | error. With `large` (the same views rendered at a
+    multiple of the training size) the render is that one, and the target and the error (of the training-size
+    render, which the PSNR scores) are enlarged to its size: target smoothly, the error pixel for pixel."""
     from PIL import Image
 
-    rows = [side_by_side(data.images[j], images[i]) for i, j in enumerate(data.test_idx.tolist())]
+    pairs = list(enumerate(data.test_idx.tolist()))
+    if large is None or large.shape[1] <= data.image_size:
+        rows = [side_by_side(data.images[j], images[i]) for i, j in pairs]
+    else:
+        rows = [large_row(data.images[j], images[i], large[i]) for i, j in pairs]
     Image.fromarray(np.concatenate(rows, 0)).save(path)
     return path
 
