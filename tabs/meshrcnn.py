@@ -167,7 +167,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 def _examples(image: gr.File, sample: gr.Number, mode: gr.Radio) -> None:
     """Held-out renders as pictures (the upload path), then held-out samples and scenes by number; the first carries
     the elem_id the Start-here card clicks."""
-    pictures = sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
+    pictures = sorted(EXAMPLES_DIR.glob("*.png"), key=_furniture_first) if EXAMPLES_DIR.is_dir() else []
     shapenet = [str(p) for p in pictures if not p.name.startswith("scene")]
     scene_pictures = [str(p) for p in pictures if p.name.startswith("scene")]
     rows: list[tuple[str, list[list[Any]]]] = [
@@ -182,6 +182,11 @@ def _examples(image: gr.File, sample: gr.Number, mode: gr.Radio) -> None:
         rows.insert(0, ("Held-out renders (as uploaded pictures)", [[p, 0, "shapenet"] for p in shapenet]))
     for i, (label, examples) in enumerate(rows):
         gr.Examples(examples, [image, sample, mode], label=label, elem_id="meshrcnn-examples" if i == 0 else None)
+
+
+def _furniture_first(path: Path) -> tuple[bool, str]:
+    """Sort key: furniture (a lamp, a table: what a visitor names at a glance) before plain primitives."""
+    return (any(word in path.stem for word in ("ellipsoid", "box", "cylinder")), path.name)
 
 
 @user_errors("Cannot reconstruct this")
