@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -301,6 +302,16 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
     )
 
 
+def weights_budget() -> int:
+    """Memory the trilinear maps may take: MAX_WEIGHTS_BYTES, or half the memory free now when that is less (a
+    shared host keeps room for other visitors' runs; above the budget the fit samples the grid directly)."""
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return MAX_WEIGHTS_BYTES
+    return min(MAX_WEIGHTS_BYTES, free // 2)
+
+
 def _trilinear_maps(cfg: Config, s: ray_training.Session, model: VoxelGrid):
     """The training views' precomputed trilinear maps when every step renders whole views from fixed rays (the
     book's settings on a CPU), else None (a generator yielding progress)."""
@@ -312,7 +323,7 @@ def _trilinear_maps(cfg: Config, s: ray_training.Session, model: VoxelGrid):
         volumes = model.volumes(model.densities(), model.colors())
     weights = yield from generators.relay(
         trilinear.build_sampler(s.rays, views, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, volumes,
-                                cfg.grid_size, MAX_WEIGHTS_BYTES),
+                                cfg.grid_size, weights_budget()),
         lambda n: Progress(0, cfg.steps, {}, f"precomputing the trilinear weights of the rays: view {n}/{len(views)}"),
     )  # fmt: skip
     if weights is not None:

@@ -27,6 +27,11 @@ def test_sparse_map_equals_the_grid_sampler_with_gradients():
         )
     )
     assert weights is not None
+    # Over the memory budget the builder gives up (the fit then samples the grid directly); the budget is never
+    # more than the cap, nor more than half the memory free.
+    over = trilinear.build_sampler(rays, views, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth, volumes, 10, 1)
+    assert generators.finish(over) is None
+    assert 0 < volume.weights_budget() <= volume.MAX_WEIGHTS_BYTES
     grid = torch.cat([model.densities(), model.colors()]).detach()[None]
     view, pix = rays.sample(torch.tensor(views), 0, torch.Generator())
     bundle = rays.bundle(view, pix, cfg.n_pts_per_ray, cfg.min_depth, cfg.max_depth)
