@@ -173,14 +173,20 @@ class Session:
             self.panel_rows.append(torch.cat([images[0], grey[0], self.data.images[j], grey[1]], 1).cpu())
         return images, float(sum(scores) / len(scores))
 
-    def heldout_large(self, render_fn: RenderFn, min_side: int = 256):
-        """The held-out views rendered at the smallest multiple of the training size that is at least `min_side`
-        pixels, for pictures a person can judge (a generator returning (N, H, W, 3); None at scale 1)."""
+    def heldout_picture(self, render_fn: RenderFn, images: torch.Tensor, min_side: int = 256):
+        """Write heldout.png from the final training-size renders `images` (a generator returning its path). The
+        held-out views are rendered again at the smallest multiple of the training size that is at least `min_side`
+        pixels, so a person can judge them, and the first one's row ends the previews."""
+        path = Path(self.out_dir) / "heldout.png"
         scale = math.ceil(min_side / self.data.image_size)
-        if scale <= 1 or self.out_dir is None:
-            return None
+        if scale <= 1:
+            return raymarching.save_heldout_picture(images, self.data, path)
         self.state["message"] = f"rendering the held-out views at {self.data.image_size * scale} px"
-        return (yield from self.render(render_fn, self.data.cameras(self.data.test_idx), scale=scale))
+        large = yield from self.render(render_fn, self.data.cameras(self.data.test_idx), scale=scale)
+        raymarching.save_heldout_picture(images, self.data, path, large)
+        row = raymarching.large_row(self.data.images[int(self.data.test_idx[0])], images[0], large[0])
+        yield Preview(self.cfg.steps, image=row, caption=f"held-out view, rendered at {large.shape[1]} px")
+        return path
 
     def orbit_video(self, render_fn: RenderFn) -> Iterator[Progress]:
         """Render the orbit (cfg.orbit_frames views) and write orbit.mp4; returns its path, or None for 0 frames."""

@@ -253,11 +253,7 @@ def _run(cfg: Config, dist: ddp.Dist) -> Iterator[Event]:
     out_dir = s.out_dir
     assert out_dir is not None and result.images is not None
     files: dict[str, Path] = {}
-    large = yield from s.heldout_large(trainer.eval_renderer())
-    files["heldout"] = raymarching.save_heldout_picture(result.images, s.data, out_dir / "heldout.png", large)
-    if large is not None:
-        row = raymarching.large_row(s.data.images[int(s.data.test_idx[0])], result.images[0], large[0])
-        yield Preview(cfg.steps, image=row, caption=f"held-out view, rendered at {large.shape[1]} px")
+    files["heldout"] = yield from s.heldout_picture(trainer.eval_renderer(), result.images)
 
     with torch.no_grad():
         densities = model.densities()[0]  # (G, G, G): (z, y, x)
