@@ -3,7 +3,8 @@ true depth (which only rendered data allows).
 
 Baselines: copy the input; splat the input's RGB at one constant depth (the data set's median true depth); splat it
 with the true z-buffer depth. The splat baselines normalise by the rendered coverage and fill uncovered pixels
-with the input's own pixel. PSNR (dB, per image, then averaged) and SSIM (torchmetrics, 11-px Gaussian window).
+with the input's own pixel, or (the `_pushpull` rows) by push-pull from the splatted pixels around them, as the
+studio model's base does. PSNR (dB, per image, then averaged) and SSIM (torchmetrics, 11-px Gaussian window).
 Depth: AbsRel after per-image median scaling, mean |s·d - d*| / d* with s = median(d*) / median(d).
 """
 
@@ -15,11 +16,13 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from pipelines.synsin import geometry
-from pipelines.synsin.model import SynSin
+from pipelines.synsin.model import HOLE_COVERAGE, SynSin
 from pipelines.synsin.rooms import PairBatch
-from pipelines.synsin.splat import splat
+from pipelines.synsin.splat import fill_holes, splat
 
-METHODS = ("synsin", "copy_input", "splat_constant_depth", "splat_true_depth")
+METHODS = ("synsin", "copy_input", "splat_constant_depth", "splat_true_depth", "splat_constant_depth_pushpull",
+           "splat_true_depth_pushpull")
+"""The model and the baselines; the `_pushpull` splats fill holes as a `hole_fill="pushpull"` model's base does."""
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -44,14 +47,18 @@ def abs_rel(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def splat_rgb(model_or_spec, src: torch.Tensor, depth: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def splat_rgb(
+    model_or_spec, src: torch.Tensor, depth: torch.Tensor, r: torch.Tensor, t: torch.Tensor, fill: str = "input"
+) -> torch.Tensor:
     """The input RGB splatted into the target view with the given depth (B, 1, S, S), normalised by coverage,
-    holes filled with the input's pixel: (B, 3, S, S)."""
+    holes filled with the input's pixel (`fill="input"`) or by push-pull (`"pushpull"`): (B, 3, S, S)."""
     spec = getattr(model_or_spec, "spec", model_or_spec)
     pts = geometry.project(geometry.transform(geometry.lift(depth, spec.tan_half_fov), r, t), spec.tan_half_fov)
     out, cov = splat(pts, src.flatten(2), spec.image_size, spec.splat)
     filled = out / cov.clamp(min=1e-4)
-    hole = cov < 0.05
+    hole = cov < HOLE_COVERAGE
+    if fill == "pushpull":
+        return fill_holes(filled, (~hole).to(filled.dtype)).clamp(0, 1)
     return torch.where(hole, src, filled).clamp(0, 1)
 
 
@@ -82,9 +89,10 @@ def evaluate_steps(
         if baselines:
             with torch.no_grad():
                 images["copy_input"] = b.src
-                images["splat_constant_depth"] = splat_rgb(model, b.src, torch.full_like(b.src_depth, constant),
-                                                           b.r_rel, b.t_rel)  # fmt: skip
-                images["splat_true_depth"] = splat_rgb(model, b.src, b.src_depth, b.r_rel, b.t_rel)
+                flat = torch.full_like(b.src_depth, constant)
+                for fill, suffix in (("input", ""), ("pushpull", "_pushpull")):
+                    images[f"splat_constant_depth{suffix}"] = splat_rgb(model, b.src, flat, b.r_rel, b.t_rel, fill)
+                    images[f"splat_true_depth{suffix}"] = splat_rgb(model, b.src, b.src_depth, b.r_rel, b.t_rel, fill)
         scores = {"psnr": psnr, "ssim": ssim, **({"lpips": lpips} if lpips is not None else {})}
         for name, img in images.items():
             for metric, fn in scores.items():

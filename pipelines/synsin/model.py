@@ -16,12 +16,17 @@ from torch import nn
 
 from pipelines.synsin import geometry
 from pipelines.synsin.networks import DepthUNet, FeatureEncoder, NetSpec, RefineDecoder
-from pipelines.synsin.splat import SplatSettings, splat
+from pipelines.synsin.splat import SplatSettings, fill_holes, splat
 
 RGB_SKIP_CHANNELS = 4
 """Extra decoder inputs with `rgb_skip`: the splatted RGB (normalised by coverage, [-1, 1]) and the coverage."""
 HOLE_COVERAGE = 0.05
-"""Below this splat coverage a pixel is a hole (the RGB-skip base shows the input's pixel there, as the baselines do)."""
+"""Below this splat coverage a pixel is a hole (filled as the spec's `hole_fill` says)."""
+HOLE_FILLS = ("input", "pushpull")
+"""How the RGB-skip base fills holes: the input's own pixel there, or push-pull from the splatted pixels around."""
+REFINE_GAIN_INIT = 0.1
+"""Start of the gain on the decoder's correction: small, so an untrained decoder adds little noise, but not 0, where
+the gain and the decoder each wait for the other (a model started at 0 kept the gain at 0 for 1707 steps)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,9 @@ class ModelSpec:
     noise: float = 1.0
     rgb_skip: bool = False
     """Studio-only (off in the official layout): splat the input RGB with the features, let the decoder see the
-    coverage-normalised RGB and the coverage, and predict a correction to it (holes start as the input's pixel)."""
+    coverage-normalised RGB and the coverage, and predict a correction to it."""
+    hole_fill: str = "input"
+    """Studio-only, with `rgb_skip`: how the base fills the splat's holes (HOLE_FILLS)."""
 
     @property
     def net(self) -> NetSpec:
@@ -79,6 +86,8 @@ def check_spec(spec: ModelSpec) -> None:
         raise ValueError("Need 0 < min_z < max_z, radius 0.1-16 px and 1-256 points per pixel.")
     if not (10.0 <= spec.fov_deg <= 120.0):
         raise ValueError(f"Field of view {spec.fov_deg}° is out of range: use 10 to 120°.")
+    if spec.hole_fill not in HOLE_FILLS:
+        raise ValueError(f"Unknown hole fill {spec.hole_fill!r}: use one of {', '.join(HOLE_FILLS)}.")
 
 
 class Splatter(nn.Module):
@@ -120,9 +129,9 @@ class SynSin(nn.Module):
         self.pts_transformer = PointsTransformer(spec.feature_dim)
         self.projector = RefineDecoder(spec.net, spectral)
         if spec.rgb_skip:
-            # The decoder's correction enters through a gain that starts at 0 (as ReZero does): an untrained decoder
-            # only adds noise (measured: -1.3 dB after 200 steps), so the model starts as the splatted input.
-            self.refine_gain = nn.Parameter(torch.zeros(1))
+            # The decoder's correction enters through a learnt gain (REFINE_GAIN_INIT): at full strength an
+            # untrained decoder only adds noise (measured: -1.3 dB after 200 steps).
+            self.refine_gain = nn.Parameter(torch.full((1,), REFINE_GAIN_INIT))
 
     def depth(self, image01: torch.Tensor) -> torch.Tensor:
         """Depth (B, 1, S, S) of each pixel: a sigmoid into [min_z, max_z], or the official inverse-depth map."""
@@ -150,11 +159,18 @@ class SynSin(nn.Module):
         projected, coverage = splat(pts_ndc, feats, self.spec.image_size, self.spec.splat)
         if not self.spec.rgb_skip:
             return self.projector(projected) * 0.5 + 0.5, projected, coverage
-        s = self.spec.image_size
-        rgb = projected[:, -3:] / coverage.clamp(min=1e-4)
-        base = torch.where(coverage < HOLE_COVERAGE, feats[:, -3:].reshape(-1, 3, s, s), rgb).clamp(-1, 1)
+        base = self.base(feats, projected, coverage)
         correction = self.projector(torch.cat([projected[:, :-3], base, coverage], dim=1))
         return (base + self.refine_gain * correction) * 0.5 + 0.5, projected, coverage
+
+    def base(self, feats: torch.Tensor, projected: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+        """The RGB-skip base in [-1, 1]: the splatted input RGB normalised by coverage, holes filled."""
+        rgb = projected[:, -3:] / coverage.clamp(min=1e-4)
+        hole = coverage < HOLE_COVERAGE
+        if self.spec.hole_fill == "pushpull":
+            return fill_holes(rgb, (~hole).to(rgb.dtype)).clamp(-1, 1)
+        s = self.spec.image_size
+        return torch.where(hole, feats[:, -3:].reshape(-1, 3, s, s), rgb).clamp(-1, 1)
 
     def forward(self, image01: torch.Tensor, r_rel: torch.Tensor, t_rel: torch.Tensor) -> Synthesis:
         feats, depth, points = self.encode(image01)

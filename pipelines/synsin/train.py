@@ -73,6 +73,9 @@ class Config:
     rgb_skip: bool = False
     """Studio-only: splat the input RGB with the features and refine it (decoder input + 4 channels); off = the
     official layout, which official checkpoints need."""
+    hole_fill: str = "input"
+    """Studio-only, with rgb_skip: fill the splat's holes with the input's pixel ("input") or push-pull from the
+    splatted pixels around them ("pushpull"); the decoder then corrects either."""
     depth_init: float = 0.0
     """Start the depth sigmoid at this depth (scene units) through the last U-Net bias; 0 leaves the default
     initialisation (the middle of [min_z, max_z])."""
@@ -102,6 +105,8 @@ class Config:
     """Generator learning rate (Adam, β = (0, 0.9))."""
     lr_d: float = 2e-4
     """Discriminator learning rate."""
+    beta1: float = 0.0
+    """Adam's β1 for both networks (official 0, with β2 0.9; a GAN-free preset may use momentum)."""
     lr_final: float = 1.0
     """Learning rates fall linearly to this fraction of their start over the run (steps or wall-time budget,
     whichever ends first); 1 keeps them constant, as the official code does."""
@@ -147,7 +152,7 @@ class Config:
         return cls(image_size=64, ngf=16, unet_filters=16, unet_levels=6, radius_px=1.5, points_per_pixel=8, noise=0.0,
                    train_rooms=60, steps=200, batch_size=4, lr_g=1e-3, lr_d=1e-3, lr_final=0.1, w_perceptual=1.0,
                    w_gan=0.0, w_feat=0.0, ndf=16, eval_every=50, eval_pairs=16, rgb_skip=True, depth_init=2.0,
-                   w_photo=1.0, w_smooth=1e-3)  # fmt: skip
+                   w_photo=1.0, w_smooth=1e-3, hole_fill="pushpull")  # fmt: skip
 
     @classmethod
     def tiny(cls) -> Config:
@@ -160,7 +165,7 @@ class Config:
     def spec(self) -> ModelSpec:
         return ModelSpec(self.image_size, self.ngf, self.unet_filters, self.unet_levels, 64, self.min_z, self.max_z,
                          False, self.fov_deg, self.radius_px, self.points_per_pixel, self.tau, self.noise,
-                         self.rgb_skip)  # fmt: skip
+                         self.rgb_skip, self.hole_fill)  # fmt: skip
 
     @property
     def limits(self) -> PoseLimits:
@@ -178,6 +183,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError("Use 1-64 pairs per room.")
     if not (1 <= cfg.steps <= 10_000_000) or not (1 <= cfg.batch_size <= 256):
         raise ValueError("steps must be 1-10,000,000 and batch_size 1-256.")
+    if not (0.0 <= cfg.beta1 < 1.0):
+        raise ValueError("Adam's beta1 must be in [0, 1).")
     if min(cfg.lr_g, cfg.lr_d) <= 0 or max(cfg.lr_g, cfg.lr_d) > 1 or not (0 < cfg.lr_final <= 1):
         raise ValueError("Learning rates must be in (0, 1], and lr_final in (0, 1].")
     if min(cfg.w_l1, cfg.w_perceptual, cfg.w_gan, cfg.w_feat, cfg.w_photo, cfg.w_smooth) < 0:
@@ -236,8 +243,8 @@ def make_trainer(cfg: Config, dist: ddp.Dist) -> Trainer:
     torch.manual_seed(cfg.seed)
     gen = SynSin(cfg.spec, spectral=True).to(dist.device)
     disc = MultiscaleDiscriminator(cfg.ndf).to(dist.device) if cfg.w_gan > 0 or cfg.w_feat > 0 else None
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9)) if disc is not None else None
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.9)) if disc is not None else None
     trainer = Trainer(cfg, gen, disc, opt_g, opt_d)
     if cfg.depth_init:
         init_depth(gen, cfg.depth_init)
