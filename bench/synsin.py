@@ -33,6 +33,7 @@ CASES = {
         "radius_px": 1.5,
         "points_per_pixel": 8,
         "rgb_skip": True,
+        "hole_fill": "pushpull",
     },
     128: {
         "image_size": 128,
@@ -42,6 +43,7 @@ CASES = {
         "radius_px": 3.0,
         "points_per_pixel": 16,
         "rgb_skip": True,
+        "hole_fill": "pushpull",
     },
     256: {
         "image_size": 256,

@@ -56,7 +56,8 @@ def feature_picture(features: torch.Tensor, mean: torch.Tensor, basis: torch.Ten
 
 
 def results_grid(first: dict[str, torch.Tensor], n: int = 4) -> np.ndarray:
-    """Rows of held-out pairs: source | target | SynSin | copy | true-depth splat | predicted depth | true depth."""
+    """Rows of held-out pairs: source | target | SynSin | constant-depth splat | true-depth splat (holes = input pixel)
+    | predicted depth (median-scaled) | true depth."""
     tiles = []
     n = min(n, len(first["source"]))
     for i in range(n):
