@@ -123,6 +123,9 @@ class Config:
     losses.photometric_loss). 0 = the official recipe."""
     w_smooth: float = 0.0
     """Studio auxiliary: weight of the edge-aware smoothness of the predicted inverse depth."""
+    depth_warmup_steps: int = 0
+    """Studio auxiliary: the first this-many steps train the depth network alone, on the photometric and smoothness
+    terms (several times cheaper than a full step: no encoder, splatting or decoder); 0 = joint from the start."""
     ndf: int = 64
     """Filters of the discriminator's first layer."""
     eval_every: int = 500
@@ -195,6 +198,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError("Moves beyond 1 scene unit would leave the rooms' free middle; use at most 1.")
     if cfg.eval_every < 1 or cfg.eval_pairs < 1 or cfg.time_budget_s < 0 or cfg.checkpoint_every_s < 0:
         raise ValueError("eval_every and eval_pairs must be at least 1; time budget and checkpoint period >= 0.")
+    if cfg.depth_warmup_steps < 0 or (cfg.depth_warmup_steps and cfg.w_photo <= 0):
+        raise ValueError("depth_warmup_steps must be >= 0, and a depth warm-up needs the photometric loss (w_photo > 0).")
     if cfg.depth_init and not (cfg.min_z < cfg.depth_init < cfg.max_z):
         raise ValueError(f"depth_init {cfg.depth_init:g} must lie strictly between min_z and max_z (or be 0).")
 
@@ -276,6 +281,29 @@ def init_depth(gen: SynSin, depth: float) -> None:
         last.bias.fill_(float(torch.logit(frac)))
 
 
+def depth_terms(cfg: Config, batch: rooms.PairBatch, depth: torch.Tensor, tan_half_fov: float) -> dict:
+    """The studio's depth auxiliaries that are switched on: {name: (weight, value)}."""
+    terms = {}
+    if cfg.w_photo > 0:
+        photo = losses.photometric_loss(batch.src, batch.tgt, depth, batch.r_rel, batch.t_rel, tan_half_fov,
+                                        blurs=PHOTO_BLURS)  # fmt: skip
+        terms["photometric"] = (cfg.w_photo, photo)
+    if cfg.w_smooth > 0:
+        terms["smoothness"] = (cfg.w_smooth, losses.smoothness_loss(depth, batch.src))
+    return terms
+
+
+def depth_step(t: Trainer, batch: rooms.PairBatch, dist: ddp.Dist) -> dict[str, torch.Tensor]:
+    """One warm-up step: the depth network alone on the depth auxiliaries (the other networks wait)."""
+    terms = depth_terms(t.cfg, batch, t.gen.depth(batch.src), t.gen.spec.tan_half_fov)
+    loss = sum(weight * value for weight, value in terms.values())
+    t.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    dist.all_reduce_grads(t.gen.pts_regressor.parameters(), average=True)
+    t.opt_g.step()
+    return {**{name: value.detach() for name, (_, value) in terms.items()}, "loss_g": loss.detach()}
+
+
 def train_step(t: Trainer, batch: rooms.PairBatch, perceptual, dist: ddp.Dist) -> dict[str, torch.Tensor]:
     """One generator step and one discriminator step on this rank's shard; gradients averaged over ranks."""
     cfg = t.cfg
@@ -289,15 +317,10 @@ def train_step(t: Trainer, batch: rooms.PairBatch, perceptual, dist: ddp.Dist) -
     )
     loss_g = cfg.w_l1 * l1 + cfg.w_perceptual * perc
     logs = {"l1": l1.detach(), "perceptual": perc.detach()}
-    if cfg.w_photo > 0:
-        photo = losses.photometric_loss(batch.src, batch.tgt, out.depth, batch.r_rel, batch.t_rel,
-                                        t.gen.spec.tan_half_fov, blurs=PHOTO_BLURS)  # fmt: skip
-        loss_g = loss_g + cfg.w_photo * photo
-        logs["photometric"] = photo.detach()
-    if cfg.w_smooth > 0:
-        smooth = losses.smoothness_loss(out.depth, batch.src)
-        loss_g = loss_g + cfg.w_smooth * smooth
-        logs["smoothness"] = smooth.detach()
+    terms = depth_terms(cfg, batch, out.depth, t.gen.spec.tan_half_fov)
+    for name, (weight, value) in terms.items():
+        loss_g = loss_g + weight * value
+        logs[name] = value.detach()
     if t.disc is not None:
         pf, pr = _split(t.disc(torch.cat([fake, real])))
         g_gan, feat = losses.hinge_g(pf), losses.feature_matching(pf, pr)
@@ -371,7 +394,10 @@ def _loop(t: Trainer, train, held, perceptual, dist: ddp.Dist, out_dir: Path | N
         _set_lr(t, cfg, started, base_time)
         idx = torch.randint(len(train), (cfg.batch_size,), generator=gen_rng)
         mine = idx[dist.shard(cfg.batch_size)].to(train.src.device)
-        logs = train_step(t, train.take(mine), perceptual, dist)
+        if t.step < cfg.depth_warmup_steps:
+            logs = depth_step(t, train.take(mine), dist)
+        else:
+            logs = train_step(t, train.take(mine), perceptual, dist)
         t.step += 1
         t.train_time_s = base_time + time.perf_counter() - started
         losses_now = {k: float(v) for k, v in logs.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from pipelines.core import ddp
@@ -68,3 +69,20 @@ def test_vgg_perceptual_loss_with_operator_weights(tmp_path):
     vgg = losses.load_vgg(tmp_path)
     a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     assert float(vgg(a, a)) == 0.0 and float(vgg(a, b)) > 0.0
+
+
+def test_depth_warmup_steps_move_only_the_depth_network_and_lower_its_loss():
+    torch.manual_seed(2)
+    cfg = tiny_config(w_photo=1.0, w_smooth=1e-3, depth_warmup_steps=5, depth_init=2.0, min_z=0.5, max_z=8.0)
+    trainer = train.make_trainer(cfg, ddp.Dist())
+    data = finish(rooms.build_pairs([1, 2], 2, cfg.image_size, cfg.fov_deg, cfg.limits))
+    depth_net = {id(p) for p in trainer.gen.pts_regressor.parameters()}
+    before = {id(p): p.detach().clone() for p in trainer.gen.parameters()}
+    first = train.depth_step(trainer, data, ddp.Dist())
+    assert set(first) == {"photometric", "smoothness", "loss_g"} and torch.isfinite(first["loss_g"])
+    changed = {id(p) for p in trainer.gen.parameters() if not torch.equal(before[id(p)], p.detach())}
+    assert changed and changed <= depth_net  # the encoder, decoder and refine gain wait
+    losses_seen = [float(train.depth_step(trainer, data, ddp.Dist())["photometric"]) for _ in range(30)]
+    assert min(losses_seen[-5:]) < float(first["photometric"])
+    with pytest.raises(ValueError, match="photometric"):
+        train.check_config(tiny_config(depth_warmup_steps=3, w_photo=0.0))
