@@ -16,9 +16,9 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from pipelines.synsin import geometry
-from pipelines.synsin.model import HOLE_COVERAGE, SynSin
+from pipelines.synsin.model import SynSin, fill_splat
 from pipelines.synsin.rooms import PairBatch
-from pipelines.synsin.splat import fill_holes, splat
+from pipelines.synsin.splat import splat
 
 METHODS = ("synsin", "copy_input", "splat_constant_depth", "splat_true_depth", "splat_constant_depth_pushpull",
            "splat_true_depth_pushpull")
@@ -55,11 +55,7 @@ def splat_rgb(
     spec = getattr(model_or_spec, "spec", model_or_spec)
     pts = geometry.project(geometry.transform(geometry.lift(depth, spec.tan_half_fov), r, t), spec.tan_half_fov)
     out, cov = splat(pts, src.flatten(2), spec.image_size, spec.splat)
-    filled = out / cov.clamp(min=1e-4)
-    hole = cov < HOLE_COVERAGE
-    if fill == "pushpull":
-        return fill_holes(filled, (~hole).to(filled.dtype)).clamp(0, 1)
-    return torch.where(hole, src, filled).clamp(0, 1)
+    return fill_splat(out, cov, src, fill).clamp(0, 1)
 
 
 def predict(model: SynSin, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:

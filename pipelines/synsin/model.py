@@ -29,6 +29,16 @@ REFINE_GAIN_INIT = 0.1
 the gain and the decoder each wait for the other (a model started at 0 kept the gain at 0 for 1707 steps)."""
 
 
+def fill_splat(splatted: torch.Tensor, coverage: torch.Tensor, source: torch.Tensor, hole_fill: str) -> torch.Tensor:
+    """Splatted colours (B, 3, S, S) normalised by their coverage (B, 1, S, S); the holes (coverage below
+    HOLE_COVERAGE) take the `source` image's own pixel ("input") or are filled by push-pull ("pushpull")."""
+    rgb = splatted / coverage.clamp(min=1e-4)
+    hole = coverage < HOLE_COVERAGE
+    if hole_fill == "pushpull":
+        return fill_holes(rgb, (~hole).to(rgb.dtype))
+    return torch.where(hole, source, rgb)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that fixes a SynSin model besides its weights (stored in every checkpoint)."""
@@ -165,12 +175,8 @@ class SynSin(nn.Module):
 
     def base(self, feats: torch.Tensor, projected: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
         """The RGB-skip base in [-1, 1]: the splatted input RGB normalised by coverage, holes filled."""
-        rgb = projected[:, -3:] / coverage.clamp(min=1e-4)
-        hole = coverage < HOLE_COVERAGE
-        if self.spec.hole_fill == "pushpull":
-            return fill_holes(rgb, (~hole).to(rgb.dtype)).clamp(-1, 1)
-        s = self.spec.image_size
-        return torch.where(hole, feats[:, -3:].reshape(-1, 3, s, s), rgb).clamp(-1, 1)
+        source = feats[:, -3:].reshape(-1, 3, self.spec.image_size, self.spec.image_size)
+        return fill_splat(projected[:, -3:], coverage, source, self.spec.hole_fill).clamp(-1, 1)
 
     def forward(self, image01: torch.Tensor, r_rel: torch.Tensor, t_rel: torch.Tensor) -> Synthesis:
         feats, depth, points = self.encode(image01)
