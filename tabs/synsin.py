@@ -68,10 +68,10 @@ weights (not computed otherwise).
 """
 CONTEXT = (
     "The shipped model is a small 64 px SynSin with the studio's RGB skip, trained for 40 minutes on one CPU thread "
-    "(assets/synsin/MODEL_CARD.md): on held-out rooms it scores 22.7 dB / SSIM 0.67 where copying the input scores "
+    "(assets/synsin/MODEL_CARD.md): on held-out rooms it scores 22.9 dB / SSIM 0.68 where copying the input scores "
     "17.4 dB / 0.37 and splatting the input at a constant depth 21.0 dB / 0.58 (22.2 dB / 0.63 with the same "
     "push-pull hole filling as the model), at the true depth 22.8 dB / 0.74 (25.0 dB / 0.79 with push-pull); its "
-    "depth (AbsRel 0.092) beats a constant map (0.122). Its refinement decoder learnt almost no correction, so the "
+    "depth (AbsRel 0.087) beats a constant map (0.122). Its refinement decoder learnt almost no correction, so the "
     "view is the input splatted with the predicted depth, holes filled by push-pull. Context only (other data): the "
     "book's KITTI figures PSNR 16.70 dB / SSIM 0.52, the repository's RealEstate10K figures 22.31 dB / 0.74."
 )
