@@ -105,8 +105,6 @@ class Config:
     """Generator learning rate (Adam, β = (0, 0.9))."""
     lr_d: float = 2e-4
     """Discriminator learning rate."""
-    beta1: float = 0.0
-    """Adam's β1 for both networks (official 0, with β2 0.9; a GAN-free preset may use momentum)."""
     lr_final: float = 1.0
     """Learning rates fall linearly to this fraction of their start over the run (steps or wall-time budget,
     whichever ends first); 1 keeps them constant, as the official code does."""
@@ -186,8 +184,6 @@ def check_config(cfg: Config) -> None:
         raise ValueError("Use 1-64 pairs per room.")
     if not (1 <= cfg.steps <= 10_000_000) or not (1 <= cfg.batch_size <= 256):
         raise ValueError("steps must be 1-10,000,000 and batch_size 1-256.")
-    if not (0.0 <= cfg.beta1 < 1.0):
-        raise ValueError("Adam's beta1 must be in [0, 1).")
     if min(cfg.lr_g, cfg.lr_d) <= 0 or max(cfg.lr_g, cfg.lr_d) > 1 or not (0 < cfg.lr_final <= 1):
         raise ValueError("Learning rates must be in (0, 1], and lr_final in (0, 1].")
     if min(cfg.w_l1, cfg.w_perceptual, cfg.w_gan, cfg.w_feat, cfg.w_photo, cfg.w_smooth) < 0:
@@ -248,8 +244,8 @@ def make_trainer(cfg: Config, dist: ddp.Dist) -> Trainer:
     torch.manual_seed(cfg.seed)
     gen = SynSin(cfg.spec, spectral=True).to(dist.device)
     disc = MultiscaleDiscriminator(cfg.ndf).to(dist.device) if cfg.w_gan > 0 or cfg.w_feat > 0 else None
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.9)) if disc is not None else None
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9)) if disc is not None else None
     trainer = Trainer(cfg, gen, disc, opt_g, opt_d)
     if cfg.depth_init:
         init_depth(gen, cfg.depth_init)
